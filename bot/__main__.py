@@ -1,0 +1,42 @@
+"""``python -m bot``: run Threadline (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bot import logs
+from bot.errors import ConfigError
+from bot.settings import Settings
+
+USAGE = "usage: python -m bot [run]"
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "run"
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if command != "run":
+        print(f"threadline: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    from bot.app import run_forever
+
+    try:
+        asyncio.run(run_forever(settings))
+    except ConfigError as err:
+        print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""Numbers that come from Slack's platform or are part of Threadline's contract.
+
+Slack's own limits are documented in ``shared/notes/slack-platform.md`` and the Slack API reference.
+"""
+
+from __future__ import annotations
+
+SLACK_API_URL = "https://slack.com/api/"
+
+# chat.update rejects text over 4,000 characters (msg_too_long); we keep a margin.
+SLACK_UPDATE_TEXT_LIMIT = 4000
+MESSAGE_LIMIT = 3900
+# A section block's text is at most 3,000 characters.
+SECTION_TEXT_LIMIT = 3000
+
+# Slack expects an HTTP 2xx within 3 seconds, and retries an event up to three times.
+SLACK_ACK_DEADLINE_SECONDS = 3.0
+# A slash command's response_url takes at most 5 posts in 30 minutes.
+RESPONSE_URL_MAX_POSTS = 5
+
+# chat.update is Tier 3: about 50 a minute per workspace; we leave headroom by default.
+DEFAULT_EDITS_PER_MINUTE = 45
+EDIT_WINDOW_SECONDS = 60.0
+
+THINKING_TEXT = "_Thinking…_"
+HELP_TEXT = (
+    "Hi! Mention me with a question, like `@Threadline what is a token bucket?`, "
+    "send me a direct message, or use `/ask <question>` in any channel. "
+    "Reply in the thread to follow up: I remember the conversation of each thread."
+)
+ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
+FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
+INVITE_HINT = (
+    "I'm not a member of this channel, so only you can see this answer. "
+    "To have me answer in the channel, invite me with `/invite @Threadline`."
+)

@@ -1,0 +1,90 @@
+"""Building the model's messages from a thread's turns, within a budget (pure, no I/O).
+
+The system prompt is always kept; the newest turns are kept first; a turn that would overflow the
+budget ends the history (older turns are dropped, never cut in the middle). The current question is
+always sent, shortened to fit when it alone exceeds the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+
+# A cheap, conservative token estimate: about 4 characters a token for English, plus overhead per
+# message. Exactness does not matter; the budget is a guard against sending a huge history.
+_CHARS_PER_TOKEN = 4
+_MESSAGE_OVERHEAD_TOKENS = 4
+_SHORTENED = "\n[… message shortened: it was too long …]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """One message of a conversation. ``user`` is the Slack user id of a person's turn."""
+
+    role: Role
+    text: str
+    user: str | None = None
+    ts: str | None = None
+
+    def content(self) -> str:
+        if self.role == "user" and self.user:
+            return f"<@{self.user}>: {self.text}"
+        return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "text": self.text, "user": self.user, "ts": self.ts}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        return cls(role=data["role"], text=data["text"], user=data.get("user"), ts=data.get("ts"))
+
+
+def estimate_tokens(text: str) -> int:
+    return _MESSAGE_OVERHEAD_TOKENS + (len(text) + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    dropped_turns: int
+    question_truncated: bool
+
+
+def build_prompt(*, system_prompt: str, history: list[Turn], question: Turn, budget_tokens: int) -> Prompt:
+    """Chat Completions messages: system prompt, as many of the newest ``history`` turns as fit, then
+    ``question``. Drops the oldest turns first; shortens ``question`` only if it alone does not fit."""
+    remaining = budget_tokens - estimate_tokens(system_prompt)
+    question_text = question.content()
+    truncated = False
+    cost = estimate_tokens(question_text)
+    if cost > remaining:
+        keep_chars = max(0, (remaining - _MESSAGE_OVERHEAD_TOKENS) * _CHARS_PER_TOKEN - len(_SHORTENED))
+        question_text = question_text[:keep_chars] + _SHORTENED
+        truncated = True
+        cost = estimate_tokens(question_text)
+    remaining -= cost
+    kept: list[Turn] = []
+    for turn in reversed(history):
+        turn_cost = estimate_tokens(turn.content())
+        if turn_cost > remaining:
+            break
+        kept.append(turn)
+        remaining -= turn_cost
+    kept.reverse()
+    messages = [{"role": "system", "content": system_prompt}]
+    messages += [{"role": t.role, "content": t.content()} for t in kept]
+    messages.append({"role": "user", "content": question_text})
+    return Prompt(messages, len(history) - len(kept), truncated)
+
+
+def drop_oldest(prompt: Prompt, fraction: float = 0.5) -> Prompt | None:
+    """A shorter prompt after a context-length error: drop ``fraction`` of the history, oldest
+    first. ``None`` when there is no history left to drop."""
+    history = prompt.messages[1:-1]
+    if not history:
+        return None
+    drop = max(1, int(len(history) * fraction))
+    messages = [prompt.messages[0], *history[drop:], prompt.messages[-1]]
+    return Prompt(messages, prompt.dropped_turns + drop, prompt.question_truncated)

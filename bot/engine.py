@@ -1,0 +1,343 @@
+"""The engine: accepts requests from the handlers and answers them.
+
+``submit`` runs right after Slack's ack: dedup, the placeholder (so the user sees at once that the
+bot heard them), then the queue. ``run`` is the queue's job handler: context, model stream, streamer,
+store. Failures are caught here, once, and told to the user in plain words (``bot.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bot.constants import FILES_NOT_READ_NOTE, HELP_TEXT, INVITE_HINT, THINKING_TEXT
+from bot.context import Prompt, Turn, build_prompt, drop_oldest
+from bot.errors import CannotPost, ContextTooLong, ModelError, ModelTimeout, SlackError, user_message
+from bot.jobs import Job, Request, Source
+from bot.llm import LLMClient
+from bot.payloads import dedup_keys, is_from_bot, strip_bot_mention
+from bot.queue.base import JobQueue
+from bot.ratelimit.base import EditBudget, Priority
+from bot.render import escape, to_mrkdwn
+from bot.settings import Settings
+from bot.slack import SlackGateway
+from bot.store.base import ConversationStore, Deduplicator
+from bot.streamer import Streamer
+
+logger = logging.getLogger(__name__)
+
+WARNING_PREFIX = ":warning: "
+
+
+def queued_text(ahead: int) -> str:
+    if ahead <= 0:
+        return THINKING_TEXT
+    return f"_Queued: {ahead} request{'s' if ahead != 1 else ''} ahead of you…_"
+
+
+def command_header(request: Request) -> str:
+    """The first lines of a /ask answer: who asked what."""
+    question = "\n".join(f">{line}" if line else ">" for line in escape(request.text).splitlines())
+    return f"<@{request.user}> asked:\n{question}"
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.retryable
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        gateway: SlackGateway,
+        llm: LLMClient,
+        queue: JobQueue,
+        store: ConversationStore,
+        dedup: Deduplicator,
+        budget: EditBudget,
+        bot_user_id: str | None,
+    ) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.llm = llm
+        self.queue = queue
+        self.store = store
+        self.dedup = dedup
+        self.budget = budget
+        self.bot_user_id = bot_user_id
+
+    # -- intake: called by the handlers, after the ack -----------------------------------------
+    async def help(self, request: Request) -> None:
+        """Reply to an empty mention or DM with a short help text, no model call."""
+        if not await self.dedup.first_time(keys=dedup_keys(request)):
+            return
+        try:
+            await self.gateway.post_message(
+                channel=request.channel, text=HELP_TEXT, thread_ts=request.thread_ts
+            )
+        except SlackError as err:
+            logger.warning("could not post help (request %s): %s", request.id, err.error)
+
+    async def submit(self, request: Request) -> None:
+        """Accept a question: dedup, post the placeholder, queue it."""
+        if not await self.dedup.first_time(keys=dedup_keys(request)):
+            logger.info("duplicate delivery ignored (request %s, event %s)", request.id, request.event_id)
+            return
+        logger.info("request %s from %s in %s", request.id, request.source.value, request.channel)
+        job = Job(request=request)
+        ahead = await self.queue.ahead(queue_key=request.queue_key)
+        status = queued_text(ahead)
+        try:
+            if request.source is Source.COMMAND:
+                job.placeholder_ts = await self._post_command_placeholder(request, status)
+                job.via_response_url = job.placeholder_ts is None
+            else:
+                job.placeholder_ts = await self.gateway.post_message(
+                    channel=request.channel, text=status, thread_ts=request.thread_ts
+                )
+        except SlackError as err:
+            logger.error(
+                "could not post a placeholder (request %s, channel %s): %s",
+                request.id,
+                request.channel,
+                err.error,
+            )
+            await self._tell_privately(
+                request, "Sorry, I couldn't post in this channel, so I can't answer here."
+            )
+            return
+        await self.queue.enqueue(job=job)
+
+    async def _post_command_placeholder(self, request: Request, status: str) -> str | None:
+        try:
+            return await self.gateway.post_message(
+                channel=request.channel, text=f"{command_header(request)}\n\n{status}"
+            )
+        except CannotPost as err:
+            if not request.response_url:
+                raise
+            logger.info("cannot post in %s (%s): answering through response_url", request.channel, err.error)
+            await self.gateway.respond(
+                response_url=request.response_url,
+                payload={"response_type": "ephemeral", "text": "_Working on it…_"},
+            )
+            return None
+
+    async def _tell_privately(self, request: Request, text: str) -> None:
+        try:
+            if request.response_url:
+                await self.gateway.respond(
+                    response_url=request.response_url, payload={"response_type": "ephemeral", "text": text}
+                )
+            else:
+                await self.gateway.post_ephemeral(
+                    channel=request.channel, user=request.user, text=text, thread_ts=request.thread_ts
+                )
+        except SlackError as err:
+            logger.warning("could not tell the user either (request %s): %s", request.id, err.error)
+
+    # -- the job handler -------------------------------------------------------------------------
+    def _thread_root(self, job: Job) -> str | None:
+        if job.request.source is Source.COMMAND:
+            return job.placeholder_ts
+        return job.request.thread_ts
+
+    async def _history(self, job: Job) -> list[Turn]:
+        request = job.request
+        root = self._thread_root(job)
+        if root is None:
+            return []
+        turns = await self.store.get_turns(team_id=request.team_id, channel=request.channel, thread_ts=root)
+        if turns is not None:
+            return turns
+        if request.ts is None or request.ts == root:
+            return []  # a new thread: nothing earlier to read
+        try:
+            messages = await self.gateway.thread_messages(channel=request.channel, thread_ts=root)
+        except SlackError as err:
+            logger.warning("could not read thread %s: %s", root, err.error)
+            return []
+        return self._turns_from_messages(messages, before=request.ts, skip={job.placeholder_ts})
+
+    def _turns_from_messages(
+        self, messages: list[dict[str, Any]], *, before: str, skip: set[str | None]
+    ) -> list[Turn]:
+        turns: list[Turn] = []
+        for message in messages:
+            ts = str(message.get("ts", ""))
+            if ts in skip or float(ts or 0) >= float(before):
+                continue
+            text = str(message.get("text") or "")
+            if message.get("user") == self.bot_user_id and self.bot_user_id is not None:
+                turns.append(Turn(role="assistant", text=text, ts=ts))
+            elif not is_from_bot(message, None) and message.get("user"):
+                text = strip_bot_mention(text, self.bot_user_id)
+                turns.append(Turn(role="user", text=text, user=str(message["user"]), ts=ts))
+        return turns
+
+    async def run(self, job: Job) -> None:
+        """The queue's job handler. Never raises for an ordinary failure: the user is told."""
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            logger.exception("internal error (request %s)", job.request.id)
+            await self._report(job, WARNING_PREFIX + user_message(err, job.request.id))
+
+    async def _report(self, job: Job, text: str) -> None:
+        request = job.request
+        try:
+            if job.placeholder_ts is not None:
+                await self.budget.acquire(team_id=request.team_id, priority=Priority.FINAL)
+                await self.gateway.update_message(channel=request.channel, ts=job.placeholder_ts, text=text)
+            else:
+                await self._tell_privately(request, text)
+        except SlackError as err:
+            logger.error("could not report a failure (request %s): %s", request.id, err.error)
+
+    async def _run(self, job: Job) -> None:
+        request = job.request
+        question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
+        prompt = build_prompt(
+            system_prompt=self.settings.system_prompt,
+            history=await self._history(job),
+            question=question,
+            budget_tokens=self.settings.context_tokens,
+        )
+        notes = []
+        if request.has_files:
+            notes.append(FILES_NOT_READ_NOTE)
+        if prompt.question_truncated:
+            notes.append("_(Your message was very long; I read only its beginning.)_")
+        if job.via_response_url:
+            await self._answer_via_response_url(job, prompt, notes)
+            return
+        assert job.placeholder_ts is not None
+        prefix = [command_header(request)] if request.source is Source.COMMAND else []
+        streamer = Streamer(
+            gateway=self.gateway,
+            budget=self.budget,
+            team_id=request.team_id,
+            channel=request.channel,
+            placeholder_ts=job.placeholder_ts,
+            thread_ts=self._thread_root(job),
+            interval=self.settings.edit_interval_seconds,
+            prefix="\n\n".join(prefix + notes),
+            final_deadline=self.settings.final_edit_deadline_seconds,
+            request_id=request.id,
+        )
+        async with streamer:
+            note = await self._generate(prompt, streamer, request)
+            await streamer.finish(note)
+        await self._remember(job, question, streamer.text)
+
+    async def _generate(self, prompt: Prompt, streamer: Streamer, request: Request) -> str | None:
+        """Stream the answer into ``streamer``; returns a note for the user when it failed."""
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                try:
+                    await self._stream_with_retries(prompt, streamer)
+                except ContextTooLong:
+                    shorter = drop_oldest(prompt)
+                    if shorter is None:
+                        raise
+                    logger.info(
+                        "context too long (request %s): retrying with %d fewer turns",
+                        request.id,
+                        shorter.dropped_turns - prompt.dropped_turns,
+                    )
+                    streamer.replace("")
+                    await self._stream_with_retries(shorter, streamer)
+        except TimeoutError:
+            return WARNING_PREFIX + user_message(
+                ModelTimeout("answer", self.settings.timeout_seconds), request.id
+            )
+        except ModelError as err:
+            logger.warning("model error (request %s): %s", request.id, err)
+            return WARNING_PREFIX + user_message(err, request.id)
+        except Exception as err:
+            logger.exception("internal error (request %s)", request.id)
+            return WARNING_PREFIX + user_message(err, request.id)
+        return None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            return min(float(retry_after), 60.0)
+        backoff = wait_exponential_jitter(initial=self.settings.retry_base_seconds, max=30.0)
+        return float(backoff(state))
+
+    async def _stream_with_retries(self, prompt: Prompt, streamer: Streamer) -> None:
+        attempts = self.settings.max_attempts
+
+        def before_sleep(state: RetryCallState) -> None:
+            streamer.set_status(f"_retrying, {state.attempt_number + 1} of {attempts}…_")
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    streamer.replace("")  # a retried stream replaces the partial text, never appends
+                async for delta in self.llm.stream(prompt.messages):
+                    streamer.append(delta)
+                streamer.set_status(None)
+
+    async def _answer_via_response_url(self, job: Job, prompt: Prompt, notes: list[str]) -> None:
+        request = job.request
+        assert request.response_url is not None
+        parts: list[str] = []
+        note: str | None = None
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                async for delta in self.llm.stream(prompt.messages):
+                    parts.append(delta)
+        except TimeoutError:
+            note = WARNING_PREFIX + user_message(
+                ModelTimeout("answer", self.settings.timeout_seconds), request.id
+            )
+        except ModelError as err:
+            note = WARNING_PREFIX + user_message(err, request.id)
+        except Exception as err:
+            logger.exception("internal error (request %s)", request.id)
+            note = WARNING_PREFIX + user_message(err, request.id)
+        answer = to_mrkdwn("".join(parts))
+        text = "\n\n".join(p for p in (command_header(request), *notes, answer, note, INVITE_HINT) if p)
+        try:
+            await self.gateway.respond(
+                response_url=request.response_url, payload={"response_type": "ephemeral", "text": text}
+            )
+        except SlackError as err:
+            logger.error("could not answer through response_url (request %s): %s", request.id, err.error)
+
+    async def _remember(self, job: Job, question: Turn, answer: str) -> None:
+        root = self._thread_root(job)
+        if root is None:
+            return
+        turns = [question]
+        if answer:
+            turns.append(Turn(role="assistant", text=answer))
+        request = job.request
+        try:
+            await self.store.append_turns(
+                team_id=request.team_id, channel=request.channel, thread_ts=root, turns=turns
+            )
+        except Exception:
+            logger.exception("could not store the conversation (request %s)", request.id)

@@ -1,0 +1,101 @@
+"""The unit of work: one question from Slack that deserves one answer.
+
+A ``Request`` is plain data (JSON-serialisable through ``to_dict``/``from_dict``) so that a queue can
+hold it in memory or in Redis alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Source(str, Enum):
+    MENTION = "mention"
+    DM = "dm"
+    COMMAND = "command"
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+
+
+def new_request_id() -> str:
+    """A short id carried from the event to the final edit, shown to users on internal errors."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """A question to answer.
+
+    ``thread_ts`` is the root of the thread the answer goes into (for a mention or DM, the message's
+    own ``ts`` when it is not in a thread yet). A command has no thread yet: its answer message becomes
+    the root. ``key`` identifies the Slack delivery for deduplication.
+    """
+
+    source: Source
+    team_id: str
+    channel: str
+    user: str
+    text: str
+    ts: str | None = None
+    thread_ts: str | None = None
+    response_url: str | None = None
+    has_files: bool = False
+    event_id: str | None = None
+    id: str = field(default_factory=new_request_id)
+
+    @property
+    def queue_key(self) -> str:
+        """Requests with the same queue key are answered one at a time, in order."""
+        return f"{self.team_id}:{self.channel}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["source"] = self.source.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Request:
+        return cls(**{**data, "source": Source(data["source"])})
+
+
+@dataclass(kw_only=True)
+class Job:
+    """A request accepted for answering: where its answer goes, and how often it was tried.
+
+    ``placeholder_ts`` is the message that shows the answer. ``via_response_url`` is set for a command
+    whose channel the bot cannot post in: the answer then goes through the command's response_url.
+    """
+
+    request: Request
+    placeholder_ts: str | None = None
+    via_response_url: bool = False
+    tries: int = 0
+    status: JobStatus = JobStatus.QUEUED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_dict(),
+            "placeholder_ts": self.placeholder_ts,
+            "via_response_url": self.via_response_url,
+            "tries": self.tries,
+            "status": self.status.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        return cls(
+            request=Request.from_dict(data["request"]),
+            placeholder_ts=data.get("placeholder_ts"),
+            via_response_url=bool(data.get("via_response_url")),
+            tries=int(data.get("tries", 0)),
+            status=JobStatus(data.get("status", JobStatus.QUEUED.value)),
+        )

@@ -1,0 +1,193 @@
+"""The model boundary: Chat Completions streaming through the ``openai`` package's ``AsyncOpenAI``.
+
+Works with OpenAI and any server that speaks the same API (vLLM, Ollama, LiteLLM, Azure's
+compatible endpoint). The client has ``max_retries=0``: retries belong to one layer only (tenacity,
+in ``bot.engine``). Exceptions from ``openai``/``httpx`` are translated here, once, into
+``bot.errors.ModelError`` subclasses (like httpx's ``map_httpcore_exceptions``).
+
+Timeouts are enforced on the wait for each chunk, not when a chunk arrives, so a stalled stream
+times out on time: ``first_token`` until the first content, ``idle`` between chunks afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+
+from bot.errors import (
+    ContentFiltered,
+    ContextTooLong,
+    ModelAuthError,
+    ModelBadRequest,
+    ModelError,
+    ModelNotFound,
+    ModelTimeout,
+    ModelUnavailable,
+    ModelUnreachable,
+)
+
+logger = logging.getLogger(__name__)
+
+_CONTEXT_HINTS = ("context_length_exceeded", "context length", "maximum context", "too many tokens")
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    for header in ("retry-after-ms", "retry-after"):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return seconds / 1000 if header.endswith("ms") else seconds
+    return None
+
+
+def translate(err: BaseException) -> ModelError:
+    """Map an exception raised by the ``openai`` package (or httpx under it) to a ``ModelError``."""
+    if isinstance(err, ModelError):
+        return err
+    if isinstance(err, openai.APITimeoutError):
+        return ModelUnavailable("read timeout")
+    if isinstance(err, openai.APIConnectionError | httpx.TransportError):
+        return ModelUnreachable(type(err).__name__)
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        code = str(getattr(err, "code", "") or "")
+        text = f"{code} {err.message}".lower()
+        retry_after = _retry_after(err.response)
+        if status == 429 or status >= 500:
+            return ModelUnavailable(f"http {status}", retry_after=retry_after)
+        if status in (401, 403):
+            return ModelAuthError(f"http {status}")
+        if status == 404:
+            return ModelNotFound(f"http {status}")
+        if any(hint in text for hint in _CONTEXT_HINTS):
+            return ContextTooLong(f"http {status}")
+        if "content_filter" in text or "content management policy" in text:
+            return ContentFiltered(f"http {status}")
+        return ModelBadRequest(f"http {status}")
+    if isinstance(err, openai.APIError):  # an error event inside the stream
+        return ModelUnavailable("stream error")
+    return ModelBadRequest(type(err).__name__)
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except (openai.OpenAIError, httpx.HTTPError) as err:
+        raise translate(err) from err
+
+
+class AnswerStream:
+    """One streamed completion. Iterate it for content deltas; afterwards ``usage`` and
+    ``finish_reason`` hold what the server reported."""
+
+    def __init__(self, client: LLMClient, messages: list[dict[str, str]]) -> None:
+        self._client = client
+        self._messages = messages
+        self.usage: dict[str, int] | None = None
+        self.finish_reason: str | None = None
+        self.first_token_at: float | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str]:
+        client = self._client
+        with mapped_errors():
+            stream = await client.open(self._messages)
+        try:
+            chunks = aiter(stream)
+            got_content = False
+            while True:
+                timeout = client.idle_timeout if got_content else client.first_token_timeout
+                try:
+                    with mapped_errors():
+                        chunk = await asyncio.wait_for(anext(chunks), timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    phase = "idle" if got_content else "first token"
+                    raise ModelTimeout(phase, timeout) from None
+                if chunk.usage is not None:
+                    self.usage = {
+                        "prompt_tokens": chunk.usage.prompt_tokens,
+                        "completion_tokens": chunk.usage.completion_tokens,
+                    }
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        self.finish_reason = choice.finish_reason
+                    content = choice.delta.content if choice.delta else None
+                    if content:
+                        if not got_content:
+                            self.first_token_at = time.monotonic()
+                        got_content = True
+                        yield content
+            if self.finish_reason == "content_filter":
+                raise ContentFiltered("finish_reason content_filter")
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+
+class LLMClient:
+    """One ``AsyncOpenAI`` client for the life of the process."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model: str,
+        first_token_timeout: float,
+        idle_timeout: float,
+        max_tokens: int | None = None,
+    ) -> None:
+        self.model = model
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self.max_tokens = max_tokens
+        self._usage_supported = True
+        self._client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def stream(self, messages: list[dict[str, str]]) -> AnswerStream:
+        return AnswerStream(self, messages)
+
+    async def open(self, messages: list[dict[str, str]]) -> Any:
+        """Start a streamed completion. ``stream_options.include_usage`` is sent while the server
+        accepts it; a server that refuses it (400 naming it) is asked again without."""
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
+        if self._usage_supported:
+            try:
+                return await self._client.chat.completions.create(
+                    **kwargs, stream_options={"include_usage": True}
+                )
+            except openai.BadRequestError as err:
+                if "stream_options" not in str(err.message):
+                    raise
+                logger.info("model server refuses stream_options; streaming without usage")
+                self._usage_supported = False
+        return await self._client.chat.completions.create(**kwargs)

@@ -1,0 +1,159 @@
+"""The Slack Web API boundary: every call the engine makes to Slack goes through ``SlackGateway``.
+
+- One long-lived pair of clients, sharing one aiohttp session (never a new client per call).
+- Idempotent calls (``chat.update``, reactions, reads) carry slack_sdk's connection-error and
+  server-error retry handlers. ``chat.postMessage`` carries none: a retry after a lost response could
+  post twice. No client carries the rate-limit handler: the edit budget owns 429s of edits (one retry
+  layer per call).
+- Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``.
+- ``SlackApiError`` is translated here, once, into ``bot.errors.SlackError``/``CannotPost``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.errors import CannotPost, SlackError
+
+logger = logging.getLogger(__name__)
+
+CANNOT_POST_ERRORS = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_reply_to_message"}
+)
+
+T = TypeVar("T")
+
+
+def _retry_after(err: SlackApiError) -> float | None:
+    headers = getattr(err.response, "headers", None) or {}
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return float(value if isinstance(value, str) else value[0])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def translate(method: str, err: SlackApiError) -> SlackError:
+    status = getattr(err.response, "status_code", 200)
+    data = getattr(err.response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    code = code or ("ratelimited" if status == 429 else f"http_{status}")
+    cls = CannotPost if code in CANNOT_POST_ERRORS else SlackError
+    return cls(method, code, retry_after=_retry_after(err) if status == 429 else None)
+
+
+class SlackGateway:
+    """Slack calls used by the engine. Create inside a running event loop; ``close()`` at the end."""
+
+    def __init__(self, *, token: str, base_url: str, timeout: int = 15) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            session=self._session,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self._post_client = AsyncWebClient(
+            token=token, base_url=base_url, timeout=timeout, session=self._session, retry_handlers=[]
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _call(self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]) -> dict[str, Any]:
+        try:
+            response = await call()
+        except SlackApiError as err:
+            raise translate(method, err) from None
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    async def post_message(
+        self,
+        *,
+        channel: str,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Post a message (in a thread when ``thread_ts``); returns its ts."""
+        data = await self._call(
+            "chat.postMessage",
+            lambda: self._post_client.chat_postMessage(
+                channel=channel,
+                text=text,
+                thread_ts=thread_ts,
+                blocks=blocks,
+                parse="none",
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )
+        return str(data["ts"])
+
+    async def update_message(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        await self._call(
+            "chat.update",
+            lambda: self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=blocks,
+                parse="none",
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )
+
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        await self._call("chat.delete", lambda: self.client.chat_delete(channel=channel, ts=ts))
+
+    async def post_ephemeral(
+        self, *, channel: str, user: str, text: str, thread_ts: str | None = None
+    ) -> None:
+        await self._call(
+            "chat.postEphemeral",
+            lambda: self._post_client.chat_postEphemeral(
+                channel=channel, user=user, text=text, thread_ts=thread_ts, parse="none"
+            ),
+        )
+
+    async def thread_messages(
+        self, *, channel: str, thread_ts: str, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The messages of a thread (root first), for a thread the conversation store never saw."""
+        data = await self._call(
+            "conversations.replies",
+            lambda: self.client.conversations_replies(channel=channel, ts=thread_ts, limit=limit),
+        )
+        messages = data.get("messages") or []
+        return [m for m in messages if isinstance(m, dict)]
+
+    async def respond(self, *, response_url: str, payload: dict[str, Any]) -> None:
+        """Post to a slash command's ``response_url`` (at most 5 posts in 30 minutes)."""
+        body = {"unfurl_links": False, "unfurl_media": False, **payload}
+        try:
+            async with self._session.post(response_url, json=body) as resp:
+                if resp.status >= 400:
+                    raise SlackError("response_url", f"http_{resp.status}")
+        except aiohttp.ClientError as err:
+            raise SlackError("response_url", type(err).__name__) from None

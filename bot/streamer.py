@@ -1,0 +1,274 @@
+"""The streamer: shows a growing answer in Slack by editing messages, within the edit budget.
+
+Shaped like aiogram's ``ChatActionSender``: an async context manager that owns one flush task. The
+producer calls ``append``/``replace`` as deltas arrive (cheap, no I/O); the flush task wakes on a
+monotonic clock, renders the newest text, and edits the messages that changed. Hence:
+
+- at most one edit in flight per answer, and each edit carries the newest text (an older text can
+  never land over a newer one: there is no other sender);
+- progress edits of one message are at least ``interval`` apart; the final edit goes out as soon as
+  the stream ends (it does not wait for the interval);
+- every edit takes a slot of the workspace's edit budget (``bot.ratelimit``): the first words, then
+  progress, at lower priority than final texts; a 429 pauses the whole workspace for Retry-After;
+- when the rendered answer outgrows a message (3,900 characters) the message is finalised and the
+  answer continues in a new message in the same thread (``bot.split``); the pieces together are the
+  whole answer. Final edits are retried until ``final_deadline`` passes; then the piece is posted as
+  a new message instead, so the final text is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from bot.constants import MESSAGE_LIMIT, THINKING_TEXT
+from bot.errors import SlackError
+from bot.ratelimit.base import EditBudget, Priority
+from bot.render import to_mrkdwn
+from bot.slack import SlackGateway
+from bot.split import split_message
+
+logger = logging.getLogger(__name__)
+
+
+class Streamer:
+    def __init__(
+        self,
+        *,
+        gateway: SlackGateway,
+        budget: EditBudget,
+        team_id: str,
+        channel: str,
+        placeholder_ts: str,
+        thread_ts: str | None,
+        interval: float = 1.0,
+        prefix: str = "",
+        placeholder_text: str = THINKING_TEXT,
+        limit: int = MESSAGE_LIMIT,
+        final_deadline: float = 120.0,
+        request_id: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._gateway = gateway
+        self._budget = budget
+        self._team_id = team_id
+        self._channel = channel
+        # Continuations go into the answer's thread; a top-level answer (a command's) starts one.
+        self._thread_ts = thread_ts or placeholder_ts
+        self._interval = interval
+        self._prefix = prefix
+        self._placeholder = placeholder_text
+        self._limit = limit
+        self._final_deadline = final_deadline
+        self._request_id = request_id
+        self._clock = clock
+
+        self._raw = ""
+        self._status: str | None = None
+        self._note: str | None = None
+        self.ts: list[str] = [placeholder_ts]
+        self.sent: list[str] = [placeholder_text]
+        self._shown_words = False
+        self._last_cycle = float("-inf")
+        self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.edits = 0
+
+    # -- producer side: cheap, synchronous, never blocks -------------------------------------
+    @property
+    def text(self) -> str:
+        """The raw answer so far (model Markdown)."""
+        return self._raw
+
+    def append(self, delta: str) -> None:
+        if delta:
+            self._raw += delta
+            self._changed.set()
+
+    def replace(self, text: str) -> None:
+        """Start over with ``text`` (a retried stream replaces, never appends)."""
+        self._raw = text
+        self._changed.set()
+
+    def set_status(self, status: str | None) -> None:
+        """A short status line shown under the partial answer (e.g. "retrying, 2 of 3…")."""
+        self._status = status
+        self._changed.set()
+
+    def render_pieces(self, *, final: bool) -> list[str]:
+        body = to_mrkdwn(self._raw)
+        parts = [p for p in (self._prefix, body) if p]
+        if final and self._note:
+            parts.append(self._note)
+        if not final and self._status:
+            parts.append(self._status)
+        if not parts or (not final and not body and not self._status):
+            parts.append(self._placeholder)
+        return split_message("\n\n".join(parts), limit=self._limit)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> Streamer:
+        self._task = asyncio.create_task(self._run(), name=f"streamer-{self._request_id}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            await self.cancel()
+            return
+        await self.finish()
+
+    async def finish(self, note: str | None = None) -> None:
+        """Send the final text (with ``note`` under it, if any) and wait until it is in Slack."""
+        if note is not None:
+            self._note = note
+        self._closing.set()
+        self._changed.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- the flush task -----------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            await self._changed.wait()
+            if not self._closing.is_set():
+                delay = self._last_cycle + self._interval - self._clock()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), delay)
+            self._changed.clear()
+            final = self._closing.is_set()
+            self._last_cycle = self._clock()
+            done = await self._sync(final=final)
+            if final and done:
+                return
+
+    async def _acquire(self, priority: Priority, *, interruptible: bool) -> bool:
+        """Take an edit slot. A progress edit gives up (returns False) when the stream ends while
+        it waits, so the final text is sent at final priority instead."""
+        if not interruptible:
+            await self._budget.acquire(team_id=self._team_id, priority=priority)
+            return True
+        acquire = asyncio.ensure_future(self._budget.acquire(team_id=self._team_id, priority=priority))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
+        # If both finished, the slot was granted: use it.
+        return acquire.done() and not acquire.cancelled() and acquire.exception() is None
+
+    async def _sync(self, *, final: bool) -> bool:
+        """Bring Slack up to date with the newest text. Returns True when every message shows it.
+        Outside the final sync, each message is edited at most once."""
+        deadline = self._clock() + self._final_deadline
+        backoff = 0.25
+        edited: set[int] = set()
+        while True:
+            pieces = self.render_pieces(final=final)
+            todo = next(
+                (
+                    i
+                    for i in range(max(len(pieces), len(self.ts)))
+                    if i not in edited
+                    and (i >= len(self.ts) or i >= len(pieces) or self.sent[i] != pieces[i])
+                ),
+                None,
+            )
+            if todo is None:
+                return not final or len(pieces) >= len(self.ts)
+            if todo >= len(self.ts):
+                await self._post_continuation(pieces[todo])
+                continue
+            if todo >= len(pieces):
+                # A replaced (retried) answer became shorter: remove its leftover messages.
+                if final:
+                    await self._delete_leftovers(len(pieces))
+                    return True
+                edited.add(todo)
+                continue
+            settled = todo < len(pieces) - 1  # a message that will not change any more
+            if final or settled:
+                priority = Priority.FINAL
+            elif not self._shown_words and self._raw:
+                priority = Priority.FIRST_WORDS
+            else:
+                priority = Priority.PROGRESS
+            if not await self._acquire(priority, interruptible=priority != Priority.FINAL):
+                return False
+            newest = self.render_pieces(final=final)  # the text may have grown while we waited
+            if todo >= len(newest):
+                continue
+            ok = await self._edit(todo, newest[todo], final=final or settled, deadline=deadline)
+            if not final:
+                edited.add(todo)
+            if ok:
+                backoff = 0.25
+                self._shown_words = self._shown_words or bool(self._raw)
+            elif final:
+                await asyncio.sleep(backoff)  # backoff between retries of a final edit
+                backoff = min(backoff * 2, 8.0)
+
+    async def _edit(self, index: int, text: str, *, final: bool, deadline: float) -> bool:
+        try:
+            await self._gateway.update_message(channel=self._channel, ts=self.ts[index], text=text)
+        except SlackError as err:
+            if err.retry_after is not None:
+                logger.warning("chat.update rate limited; pausing edits for %.1fs", err.retry_after)
+                await self._budget.pause(team_id=self._team_id, seconds=err.retry_after)
+            else:
+                logger.warning("chat.update failed: %s (request %s)", err.error, self._request_id)
+            if err.error == "message_not_found" or (final and self._clock() >= deadline):
+                # The message is gone, or Slack would not take the final edit in time: post the
+                # text as a new message so the answer is never lost.
+                self.ts[index] = await self._gateway.post_message(
+                    channel=self._channel, text=text, thread_ts=self._thread_ts
+                )
+                self.sent[index] = text
+                return True
+            return False
+        self.edits += 1
+        self.sent[index] = text
+        return True
+
+    async def _post_continuation(self, text: str) -> None:
+        while True:
+            try:
+                ts = await self._gateway.post_message(
+                    channel=self._channel, text=text, thread_ts=self._thread_ts
+                )
+            except SlackError as err:
+                if err.retry_after is None:
+                    raise
+                await asyncio.sleep(err.retry_after)  # honouring Retry-After, not polling
+                continue
+            self.ts.append(ts)
+            self.sent.append(text)
+            return
+
+    async def _delete_leftovers(self, keep: int) -> None:
+        for ts in self.ts[keep:]:
+            try:
+                await self._gateway.delete_message(channel=self._channel, ts=ts)
+            except SlackError as err:
+                logger.warning("could not delete a leftover message: %s", err.error)
+        del self.ts[keep:]
+        del self.sent[keep:]

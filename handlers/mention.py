@@ -1,0 +1,31 @@
+"""``@Threadline …`` in a channel: answer in the thread of the mention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.jobs import Source
+from bot.payloads import is_user_message, request_from_event
+from handlers.base import Intake, team_id_of
+
+
+def register(app: AsyncApp, intake: Intake) -> None:
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+        # Events are acked by Bolt before this runs; everything here is fast and then queued.
+        if not is_user_message(event, context.bot_user_id):
+            return
+        request = request_from_event(
+            event,
+            source=Source.MENTION,
+            team_id=team_id_of(context, body),
+            bot_user_id=context.bot_user_id,
+            event_id=body.get("event_id"),
+        )
+        if request.text:
+            await intake.submit(request)
+        else:
+            await intake.help(request)

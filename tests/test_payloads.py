@@ -1,0 +1,79 @@
+import pytest
+
+from bot.jobs import Job, Request, Source
+from bot.payloads import (
+    dedup_keys,
+    is_user_message,
+    request_from_command,
+    request_from_event,
+    strip_bot_mention,
+)
+
+BOT = "UBOT"
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"user": "U1", "ts": "1.1", "text": "hi"}, True),
+        ({"user": "U1", "ts": "1.1", "subtype": "file_share"}, True),
+        ({"user": "U1", "ts": "1.1", "subtype": "thread_broadcast"}, True),
+        ({"user": BOT, "ts": "1.1"}, False),
+        ({"user": "U2", "ts": "1.1", "bot_id": "B2"}, False),
+        ({"ts": "1.1", "subtype": "bot_message", "bot_id": "B2"}, False),
+        ({"user": "U1", "ts": "1.1", "subtype": "message_changed"}, False),
+        ({"user": "U1", "ts": "1.1", "subtype": "message_deleted"}, False),
+        ({"user": "U1", "ts": "1.1", "subtype": "channel_join"}, False),
+        ({"user": "U1", "ts": "1.1", "subtype": "channel_leave"}, False),
+        ({"ts": "1.1", "text": "no user"}, False),
+    ],
+)
+def test_which_messages_count(event: dict[str, str], expected: bool) -> None:
+    assert is_user_message(event, BOT) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<@UBOT> what is a token bucket?", "what is a token bucket?"),
+        ("<@UBOT>", ""),
+        ("  <@UBOT>   ", ""),
+        ("hey <@UBOT> and <@U2> look", "hey and <@U2> look"),
+        ("<@UBOT|threadline> hi", "hi"),
+    ],
+)
+def test_strip_bot_mention(text: str, expected: str) -> None:
+    assert strip_bot_mention(text, BOT) == expected
+
+
+def test_request_from_mention_in_thread() -> None:
+    event = {
+        "type": "app_mention",
+        "user": "U1",
+        "text": "<@UBOT> more?",
+        "ts": "2.0",
+        "thread_ts": "1.0",
+        "channel": "C1",
+        "files": [{"id": "F1"}],
+    }
+    r = request_from_event(event, source=Source.MENTION, team_id="T1", bot_user_id=BOT, event_id="Ev1")
+    assert (r.channel, r.user, r.text, r.ts, r.thread_ts, r.has_files) == (
+        "C1",
+        "U1",
+        "more?",
+        "2.0",
+        "1.0",
+        True,
+    )
+    assert dedup_keys(r) == ["event:T1:Ev1", "msg:T1:C1:2.0"]
+
+
+def test_request_from_command_and_roundtrip() -> None:
+    r = request_from_command(
+        {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "text": " why? ", "response_url": "http://x/r"}
+    )
+    assert r.source is Source.COMMAND and r.text == "why?" and r.thread_ts is None
+    assert dedup_keys(r) == []
+    job = Job(request=r, placeholder_ts="5.5")
+    assert Job.from_dict(job.to_dict()) == job
+    assert Request.from_dict(r.to_dict()) == r

@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import Settings, read_dotenv
+
+BASE = {
+    "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+    "SLACK_SIGNING_SECRET": "secret",
+    "OPENAI_API_KEY": "sk-test",
+}
+
+
+def test_minimal_http_mode() -> None:
+    s = Settings.from_env(BASE)
+    assert not s.socket_mode
+    assert s.slack_api_url == "https://slack.com/api/"
+    assert s.timeout_seconds == 120
+    assert s.edit_interval_seconds == 1.0
+    assert s.edits_per_minute == 45
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    env = {**BASE, "SLACK_APP_TOKEN": "xapp-1-A-1-x"}
+    del env["SLACK_SIGNING_SECRET"]
+    assert Settings.from_env(env).socket_mode
+
+
+def test_tokens_are_not_in_repr() -> None:
+    assert "xoxb" not in repr(Settings.from_env(BASE))
+    assert "sk-test" not in repr(Settings.from_env(BASE))
+
+
+@pytest.mark.parametrize(
+    ("change", "variable", "words"),
+    [
+        ({"SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN", "missing"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN", "xoxb-"),
+        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN", "xapp-"),
+        ({"OPENAI_API_KEY": ""}, "OPENAI_API_KEY", "missing"),
+        ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL", "http://"),
+        ({"SLACK_API_URL": "ftp://x"}, "SLACK_API_URL", "http://"),
+        ({"BOT_TIMEOUT_SECONDS": "soon"}, "BOT_TIMEOUT_SECONDS", "number"),
+        ({"BOT_TIMEOUT_SECONDS": "0"}, "BOT_TIMEOUT_SECONDS", "greater than 0"),
+        ({"BOT_EDITS_PER_MINUTE": "1.5"}, "BOT_EDITS_PER_MINUTE", "whole number"),
+        ({"BOT_MAX_CONCURRENCY": "0"}, "BOT_MAX_CONCURRENCY", "at least 1"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "DEBUG"),
+    ],
+)
+def test_bad_values_name_the_variable(change: dict[str, str], variable: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**BASE, **change})
+    assert info.value.variable == variable
+    assert words in info.value.problem
+
+
+def test_local_model_server_needs_no_key() -> None:
+    env = {**BASE, "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}
+    del env["OPENAI_API_KEY"]
+    s = Settings.from_env(env)
+    assert s.openai_base_url == "http://127.0.0.1:11434/v1"
+    assert s.openai_api_key
+
+
+def test_slack_api_url_gets_trailing_slash() -> None:
+    assert Settings.from_env({**BASE, "SLACK_API_URL": "http://127.0.0.1:9/api"}).slack_api_url.endswith(
+        "/api/"
+    )
+
+
+def test_dotenv(tmp_path: Path) -> None:
+    f = tmp_path / ".env"
+    f.write_text("# comment\nexport A=1\nB='two words'\nC=\"x\"\nD=plain # trailing\n\nnot a line\n")
+    assert read_dotenv(f) == {"A": "1", "B": "two words", "C": "x", "D": "plain"}
+    assert read_dotenv(tmp_path / "missing") == {}
+
+
+def test_env_example_lists_every_variable() -> None:
+    import re
+
+    source = Path("bot/settings.py").read_text()
+    used = set(re.findall(r'"((?:SLACK|OPENAI|BOT|REDIS|PORT|LOG)[A-Z_]*)"', source))
+    listed = set(re.findall(r"^([A-Z_]+)=", Path(".env.example").read_text(), re.M))
+    assert used <= listed, used - listed
