@@ -276,7 +276,7 @@ class Engine:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after > 0:
             return min(float(retry_after), 60.0)
-        backoff = wait_exponential_jitter(initial=self.settings.retry_base_seconds, max=30.0)
+        backoff = wait_exponential_jitter(multiplier=self.settings.retry_base_seconds, max=30.0)
         return float(backoff(state))
 
     async def _stream_with_retries(self, prompt: Prompt, streamer: Streamer) -> None:

@@ -107,8 +107,12 @@ class AnswerStream:
 
     async def _iterate(self) -> AsyncIterator[str]:
         client = self._client
-        with mapped_errors():
-            stream = await client.open(self._messages)
+        try:
+            with mapped_errors():
+                # The first-token timeout also covers the wait for the response headers.
+                stream = await asyncio.wait_for(client.open(self._messages), client.first_token_timeout)
+        except TimeoutError:
+            raise ModelTimeout("first token", client.first_token_timeout) from None
         try:
             chunks = aiter(stream)
             got_content = False

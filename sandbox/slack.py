@@ -1,0 +1,1381 @@
+"""An HTTP-level fake of Slack: Web API, response URLs, signed deliveries to the app, and Socket Mode.
+
+It is the end-to-end tests' Slack (``tests/fakes/slack.py`` re-exports it) and the workspace behind the
+offline sandbox (``sandbox/workspace.py`` subclasses it and watches changes through ``_on_message`` and
+``_on_response``).
+
+Real clients (``slack_sdk.web.async_client.AsyncWebClient``, ``slack_bolt``, slack_sdk's Socket Mode
+clients) talk to it over HTTP on 127.0.0.1 (a free port, read back after ``start()``)::
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        ...
+        await slack.wait_for(lambda: len(slack.bot_messages()) == 1)
+
+It honours the facts in /work/shared/notes/slack-platform.md that a client can observe: the ``chat.update``
+block rules and 4,000-character limit, ``parse``, HTTP 429 with ``Retry-After`` from a sliding-window limit,
+``x-oauth-scopes`` on ``auth.test``, Slack's request signing, and Socket Mode envelopes that must be acked.
+A method it does not model answers ``unknown_method`` and lands in ``unknown_methods`` so a test can fail
+on it instead of getting a silently wrong answer.
+
+Nothing here polls or sleeps to wait: every served request (and every Socket Mode message) wakes the
+``wait_for`` waiters, which re-check their predicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+__all__ = ["Call", "Edit", "FakeSlack", "Message", "sign_request"]
+
+JSONDict = dict[str, Any]
+
+# Arguments Slack accepts as JSON-encoded strings in form posts.
+_JSON_ARGS = ("blocks", "attachments", "metadata", "unfurled_attachments")
+
+# The scope each modelled method needs (conversations.replies depends on the channel type: see _needed_scope).
+_SCOPES: dict[str, str | None] = {
+    "auth.test": None,
+    "apps.connections.open": None,
+    "chat.postMessage": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "conversations.replies": "channels:history",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "users.info": "users:read",
+}
+
+UPDATE_TEXT_LIMIT = 4_000  # chat.update: longer text fails with msg_too_long
+POST_TEXT_TRUNCATE = 40_000  # chat.postMessage truncates longer text
+MARKDOWN_TEXT_LIMIT = 12_000
+SECTION_TEXT_LIMIT = 3_000
+SECTION_FIELD_LIMIT = 2_000
+MAX_BLOCKS = 50
+RESPONSE_URL_POSTS = 5  # a response_url accepts this many posts
+
+
+def sign_request(signing_secret: str, timestamp: int | str, body: str) -> str:
+    """``X-Slack-Signature`` for ``body`` sent at ``timestamp``, exactly as Slack computes it."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Edit:
+    """One accepted ``chat.update``: the message's text and blocks after it, and its ``parse``."""
+
+    at: float
+    text: str
+    blocks: list[Any] | None
+    parse: str | None = None
+    args: JSONDict = field(default_factory=dict)
+    ts: str = ""  # wall-clock time of the edit, as a Slack ts ("edited.ts")
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    thread_ts: str | None
+    user: str
+    text: str
+    blocks: list[Any] | None = None
+    bot_id: str | None = None
+    edits: list[Edit] = field(default_factory=list)
+    reactions: dict[str, set[str]] = field(default_factory=dict)  # name -> users who reacted
+    deleted: bool = False
+    ephemeral_user: str | None = None
+    # The posting call's arguments:
+    unfurl_links: bool | None = None
+    unfurl_media: bool | None = None
+    parse: str | None = None
+    markdown_text: str | None = None
+    attachments: list[Any] | None = None
+    args: JSONDict = field(default_factory=dict)  # everything the posting call sent (token removed)
+    posted_at: float = 0.0
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def to_api(self, *, reply_count: int | None = None, parent_user_id: str | None = None) -> JSONDict:
+        """The message as ``conversations.replies`` / ``chat.postMessage`` return it."""
+        out: JSONDict = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
+        if self.bot_id is not None:
+            out["bot_id"] = self.bot_id
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.attachments:
+            out["attachments"] = self.attachments
+        if self.thread_ts is not None:
+            out["thread_ts"] = self.thread_ts
+        elif reply_count:
+            out["thread_ts"] = self.ts
+        if reply_count:
+            out["reply_count"] = reply_count
+        if self.is_reply and parent_user_id is not None:
+            out["parent_user_id"] = parent_user_id
+        if self.edits:
+            out["edited"] = {"user": self.user, "ts": self.edits[-1].ts}
+        if self.reactions:
+            out["reactions"] = [
+                {"name": name, "users": sorted(users), "count": len(users)}
+                for name, users in self.reactions.items()
+                if users
+            ]
+        return out
+
+
+@dataclass
+class Call:
+    """One Web API call as the fake saw it. ``args`` merges query string, form and JSON body."""
+
+    method: str
+    args: JSONDict
+    at: float
+    status: int
+    response: JSONDict
+    http_method: str = "POST"
+    content_type: str = ""  # the Content-Type header as sent ("" if none)
+    token: str | None = None
+    body_size: int = 0  # Content-Length of the request body (0: arguments, if any, were in the query string)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str
+    retry_after: int
+    times: int
+    apply: bool
+
+
+class _ApiError(Exception):
+    def __init__(
+        self, error: str, status: int = 200, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    whole, _, frac = ts.partition(".")
+    return int(whole), int((frac + "000000")[:6])
+
+
+def _as_bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class FakeSlack:
+    """One fake Slack workspace (one team, one bot). Use one instance per workspace."""
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str = "test-signing-secret",
+        bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-test-token",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T0001",
+        api_app_id: str = "A0001",
+        scopes: Iterable[str] = (
+            "app_mentions:read",
+            "channels:history",
+            "chat:write",
+            "commands",
+            "groups:history",
+            "im:history",
+            "reactions:write",
+        ),
+        team_domain: str = "fake-team",
+        verification_token: str = "fake-verification-token",
+        enforce_scopes: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.signing_secret = signing_secret
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.api_app_id = api_app_id
+        self.scopes: list[str] = list(scopes)
+        self.team_domain = team_domain
+        self.verification_token = verification_token
+        self.enforce_scopes = enforce_scopes
+        self.clock = clock
+        self.host = host
+
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], Message] = {}
+        self.unknown_methods: list[str] = []
+        self.not_in_channel: set[str] = set()
+        self.users: dict[str, JSONDict] = {}
+        # Per-method limits: at most N accepted calls in any `window` seconds (sliding log), else HTTP 429.
+        self.rate_limits: dict[str, int] = {}
+        self.window: float = 60.0
+        self.rate_limited_count = 0
+        # Server-side latency before answering, in seconds (a "*" key applies to every method).
+        self.latency: dict[str, float] = {}
+        self.responses: list[tuple[str, JSONDict]] = []
+        self.last_command_response_key: str | None = None
+        self.last_event_id: str | None = None
+        # Socket Mode
+        self.socket_connections = 0
+        self.envelopes: list[JSONDict] = []
+        self.acks: dict[str, JSONDict] = {}
+
+        self._ts_counter = itertools.count(1)
+        self._ts_floor = 0  # microseconds since the epoch of the last ts handed out
+        self._event_counter = itertools.count(1)
+        self._key_counter = itertools.count(1)
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._call_log: dict[str, deque[float]] = {}
+        self._response_posts: dict[str, int] = {}
+        self._sockets: list[tuple[web.WebSocketResponse, asyncio.Event]] = []
+        self._change = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        for ws, _ in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._changed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL for ``AsyncWebClient(base_url=...)`` (ends with '/', as slack_sdk needs)."""
+        return f"{self.url}/api/"
+
+    @property
+    def socket_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/socket"
+
+    # ------------------------------------------------------------------ inspection helpers
+
+    @property
+    def update_limit_per_minute(self) -> int | None:
+        """Limit for ``chat.update`` per ``window`` seconds (60 by default); None means unlimited."""
+        return self.rate_limits.get("chat.update")
+
+    @update_limit_per_minute.setter
+    def update_limit_per_minute(self, value: int | None) -> None:
+        if value is None:
+            self.rate_limits.pop("chat.update", None)
+        else:
+            self.rate_limits["chat.update"] = value
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, thread_ts: str, *, include_deleted: bool = False) -> list[Message]:
+        """The parent and its replies, in ts order (channel messages only: no ephemerals)."""
+        found = [
+            m
+            for m in self.messages.values()
+            if m.channel == channel
+            and (m.ts == thread_ts or m.thread_ts == thread_ts)
+            and m.ephemeral_user is None
+            and (include_deleted or not m.deleted)
+        ]
+        return sorted(found, key=lambda m: _ts_key(m.ts))
+
+    def bot_messages(self, channel: str | None = None, *, include_deleted: bool = False) -> list[Message]:
+        """Messages the bot posted (not ephemeral), in ts order."""
+        found = [
+            m
+            for m in self.messages.values()
+            if m.bot_id == self.bot_id
+            and m.ephemeral_user is None
+            and (channel is None or m.channel == channel)
+            and (include_deleted or not m.deleted)
+        ]
+        return sorted(found, key=lambda m: _ts_key(m.ts))
+
+    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[Message]:
+        found = [
+            m
+            for m in self.messages.values()
+            if m.ephemeral_user is not None
+            and (user is None or m.ephemeral_user == user)
+            and (channel is None or m.channel == channel)
+        ]
+        return sorted(found, key=lambda m: _ts_key(m.ts))
+
+    def message(self, channel: str, ts: str) -> Message:
+        return self.messages[(channel, ts)]
+
+    # ------------------------------------------------------------------ scripting
+
+    def add_user(self, user_id: str, name: str, *, real_name: str | None = None, **extra: Any) -> JSONDict:
+        user: JSONDict = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": real_name or name.title(),
+            "is_bot": False,
+            "deleted": False,
+            "tz": "Europe/London",
+            "profile": {"display_name": name, "real_name": real_name or name.title()},
+        }
+        user.update(extra)
+        self.users[user_id] = user
+        return user
+
+    def add_user_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U_ALICE",
+        thread_ts: str | None = None,
+        ts: str | None = None,
+        blocks: list[Any] | None = None,
+    ) -> Message:
+        """A human's message (visible to ``conversations.replies``). ``ts`` is unique and increasing."""
+        if ts is None:
+            ts = self._next_ts()
+        else:
+            if (channel, ts) in self.messages:
+                raise ValueError(f"a message with ts {ts} already exists in {channel}")
+            self._bump_ts(ts)
+        thread_ts = self._thread_root(channel, thread_ts)
+        msg = Message(
+            channel=channel,
+            ts=ts,
+            thread_ts=thread_ts,
+            user=user,
+            text=text,
+            blocks=blocks,
+            posted_at=self.clock(),
+        )
+        self.messages[(channel, ts)] = msg
+        self._on_message(msg)
+        self._changed()
+        return msg
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int = 1,
+        error: str | None = None,
+        times: int = 1,
+        apply: bool = False,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail.
+
+        429 -> HTTP 429, ``Retry-After`` and ``{"ok": false, "error": "ratelimited"}``; 200 -> ``{"ok": false,
+        "error": error}``; 5xx -> that HTTP status with an error body. ``error`` defaults to ``ratelimited``
+        (429), ``internal_error`` (5xx) or ``fatal_error``. With ``apply=True`` the call takes effect anyway
+        and only its answer is lost, like a response that never reached the client.
+        """
+        if error is None:
+            error = "ratelimited" if status == 429 else "internal_error" if status >= 500 else "fatal_error"
+        self._failures.setdefault(method, deque()).append(_Failure(status, error, retry_after, times, apply))
+
+    def response_url(self, key: str = "r1") -> str:
+        """A response URL served by this fake; JSON posted to it lands in ``responses`` as (key, payload)."""
+        return f"{self.url}/response/{key}"
+
+    def responses_to(self, key: str) -> list[JSONDict]:
+        return [payload for k, payload in self.responses if k == key]
+
+    # ------------------------------------------------------------------ observing (for subclasses)
+
+    def _on_message(self, msg: Message) -> None:
+        """Called after a message is added, edited, deleted or reacted to. Does nothing here."""
+
+    def _on_response(self, key: str, payload: JSONDict) -> None:
+        """Called after a post to the response URL ``key`` is accepted. Does nothing here."""
+
+    # ------------------------------------------------------------------ waiting
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until ``predicate()`` is true; re-checked each time the fake serves something."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            change = self._change
+            if predicate():
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change.wait(), remaining)
+        raise TimeoutError(f"FakeSlack.wait_for: condition still false after {timeout}s.\n{self.describe()}")
+
+    def describe(self, last: int = 15) -> str:
+        """A readable summary of recent calls and messages (used in timeout messages)."""
+        lines = [f"{len(self.calls)} calls; last {min(last, len(self.calls))}:"]
+        for c in self.calls[-last:]:
+            args = {k: (v if len(repr(v)) < 80 else repr(v)[:77] + "...") for k, v in c.args.items()}
+            err = "" if c.ok else f" error={c.response.get('error')}"
+            lines.append(f"  {c.http_method} {c.method} -> {c.status}{err} {args}")
+        if self.unknown_methods:
+            lines.append(f"unknown methods called: {self.unknown_methods}")
+        lines.append(f"{len(self.messages)} messages:")
+        for m in sorted(self.messages.values(), key=lambda m: _ts_key(m.ts))[-last:]:
+            flags = " deleted" if m.deleted else ""
+            flags += f" ephemeral({m.ephemeral_user})" if m.ephemeral_user else ""
+            text = m.text if len(m.text) < 80 else m.text[:77] + "..."
+            lines.append(
+                f"  {m.channel} {m.ts} thread={m.thread_ts} {m.user}{flags} edits={len(m.edits)}: {text!r}"
+            )
+        if self.envelopes:
+            unacked = [e["envelope_id"] for e in self.envelopes if e["envelope_id"] not in self.acks]
+            lines.append(f"{len(self.envelopes)} envelopes pushed, unacked: {unacked}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ ids
+
+    def _next_ts(self) -> str:
+        micros = 1_700_000_000_000_000 + 100 * next(self._ts_counter)
+        micros = max(micros, self._ts_floor + 100)
+        self._ts_floor = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _bump_ts(self, ts: str) -> None:
+        whole, frac = _ts_key(ts)
+        self._ts_floor = max(self._ts_floor, whole * 1_000_000 + frac)
+
+    def _thread_root(self, channel: str, thread_ts: str | None) -> str | None:
+        """Replies to a reply land in the parent's thread, as in Slack."""
+        if thread_ts is None:
+            return None
+        parent = self.messages.get((channel, thread_ts))
+        if parent is not None and parent.thread_ts is not None:
+            return parent.thread_ts
+        return thread_ts
+
+    def _new_event_id(self) -> str:
+        return f"Ev{next(self._event_counter):010d}FAKE"
+
+    # ------------------------------------------------------------------ Web API
+
+    async def _read_args(self, request: web.Request) -> tuple[JSONDict, str | None]:
+        args: JSONDict = dict(request.query)
+        if request.method == "POST" and request.body_exists:
+            ctype = request.content_type
+            if ctype == "application/json":
+                raw = await request.read()
+                if raw.strip():
+                    try:
+                        body = json.loads(raw)
+                    except ValueError as e:
+                        raise _ApiError("invalid_json") from e
+                    if not isinstance(body, dict):
+                        raise _ApiError("invalid_json")
+                    args.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+            else:
+                raw = await request.read()
+                if raw.strip():
+                    raise _ApiError("invalid_form_data")
+        token: str | None = None
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        body_token = args.pop("token", None)
+        if token is None and isinstance(body_token, str):
+            token = body_token
+        for name in _JSON_ARGS:
+            value = args.get(name)
+            if isinstance(value, str):
+                try:
+                    args[name] = json.loads(value)
+                except ValueError as e:
+                    error = "invalid_blocks_format" if name == "blocks" else "invalid_arguments"
+                    raise _ApiError(error) from e
+        return args, token
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        delay = self.latency.get(method, self.latency.get("*", 0.0))
+        if delay:
+            await asyncio.sleep(delay)
+        at = self.clock()
+        token: str | None = None
+        args: JSONDict = {}
+        headers: dict[str, str] = {}
+        try:
+            args, token = await self._read_args(request)
+            status, body, headers = self._dispatch(method, args, token)
+        except _ApiError as e:
+            status, body, headers = e.status, {"ok": False, "error": e.error, **e.extra}, e.headers
+        if status == 429:
+            self.rate_limited_count += 1
+        self.calls.append(
+            Call(
+                method=method,
+                args=args,
+                at=at,
+                status=status,
+                response=body,
+                http_method=request.method,
+                content_type=request.headers.get("Content-Type", "").split(";")[0].strip(),
+                body_size=request.content_length or 0,
+                token=token,
+            )
+        )
+        self._changed()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _dispatch(
+        self, method: str, args: JSONDict, token: str | None
+    ) -> tuple[int, JSONDict, dict[str, str]]:
+        handler = self._handlers().get(method)
+        if handler is None:
+            self.unknown_methods.append(method)
+            return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
+        self._check_token(method, token)
+        self._check_scope(method, args)
+        failure = self._take_failure(method)
+        if failure is None or failure.apply:
+            self._check_rate_limit(method)
+        result: JSONDict | None = None
+        if failure is None or failure.apply:
+            result = handler(args)
+        if failure is not None:
+            headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            return failure.status, {"ok": False, "error": failure.error}, headers
+        assert result is not None
+        headers = {}
+        if method == "auth.test":
+            headers["x-oauth-scopes"] = ",".join(self.scopes)
+            headers["x-accepted-oauth-scopes"] = ""
+        return 200, result, headers
+
+    def _handlers(self) -> dict[str, Callable[[JSONDict], JSONDict]]:
+        return {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "conversations.replies": self._conversations_replies,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "users.info": self._users_info,
+        }
+
+    def _check_token(self, method: str, token: str | None) -> None:
+        if not token:
+            raise _ApiError("not_authed")
+        if token not in (self.bot_token, self.app_token):
+            raise _ApiError("invalid_auth")
+        wants_app_token = method == "apps.connections.open"
+        if (token == self.app_token) != wants_app_token:
+            raise _ApiError("not_allowed_token_type")
+
+    def _needed_scope(self, method: str, args: JSONDict) -> str | None:
+        if method == "conversations.replies":
+            channel = str(args.get("channel", ""))
+            return {"D": "im:history", "G": "groups:history"}.get(channel[:1], "channels:history")
+        return _SCOPES.get(method)
+
+    def _check_scope(self, method: str, args: JSONDict) -> None:
+        needed = self._needed_scope(method, args)
+        if self.enforce_scopes and needed is not None and needed not in self.scopes:
+            raise _ApiError("missing_scope", needed=needed, provided=",".join(self.scopes))
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            queue.popleft()
+        return failure
+
+    def _check_rate_limit(self, method: str) -> None:
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return
+        now = self.clock()
+        log = self._call_log.setdefault(method, deque())
+        while log and log[0] <= now - self.window:
+            log.popleft()
+        if len(log) >= limit:
+            retry_after = max(1, math.ceil(log[0] + self.window - now))
+            raise _ApiError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
+        log.append(now)
+
+    # --- methods
+
+    def _auth_test(self, args: JSONDict) -> JSONDict:
+        return {
+            "ok": True,
+            "url": f"https://{self.team_domain}.slack.com/",
+            "team": self.team_domain.replace("-", " ").title(),
+            "user": "threadline",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, args: JSONDict) -> JSONDict:
+        return {"ok": True, "url": f"{self.socket_url}?ticket={uuid.uuid4()}&app_id={self.api_app_id}"}
+
+    def _require(self, args: JSONDict, name: str, error: str | None = None) -> str:
+        value = args.get(name)
+        if value is None or value == "":
+            raise _ApiError(error or "invalid_arguments", response_metadata={"messages": [f"missing {name}"]})
+        return str(value)
+
+    def _content(self, args: JSONDict) -> tuple[str | None, list[Any] | None, str | None]:
+        text = args.get("text")
+        if text is not None and not isinstance(text, str):
+            text = str(text)
+        blocks = args.get("blocks")
+        markdown_text = args.get("markdown_text")
+        if markdown_text is not None and (text is not None or blocks is not None):
+            raise _ApiError("markdown_text_conflict")
+        if markdown_text is not None and len(markdown_text) > MARKDOWN_TEXT_LIMIT:
+            raise _ApiError("msg_too_long")
+        if not text and blocks is None and not markdown_text and not args.get("attachments"):
+            raise _ApiError("no_text")
+        if blocks is not None:
+            _validate_blocks(blocks)
+        return text, blocks, markdown_text
+
+    def _chat_post_message(self, args: JSONDict) -> JSONDict:
+        channel = self._require(args, "channel", "channel_not_found")
+        if channel in self.not_in_channel:
+            raise _ApiError("not_in_channel")
+        text, blocks, markdown_text = self._content(args)
+        if markdown_text is not None:
+            text = markdown_text
+        text = (text or "")[:POST_TEXT_TRUNCATE]
+        ts = self._next_ts()
+        msg = Message(
+            channel=channel,
+            ts=ts,
+            thread_ts=self._thread_root(channel, args.get("thread_ts") or None),
+            user=self.bot_user_id,
+            text=text,
+            blocks=blocks or None,
+            bot_id=self.bot_id,
+            unfurl_links=_as_bool(args.get("unfurl_links")),
+            unfurl_media=_as_bool(args.get("unfurl_media")),
+            parse=args.get("parse"),
+            markdown_text=markdown_text,
+            attachments=args.get("attachments"),
+            args=dict(args),
+            posted_at=self.clock(),
+        )
+        self.messages[(channel, ts)] = msg
+        self._on_message(msg)
+        return {"ok": True, "channel": channel, "ts": ts, "message": msg.to_api()}
+
+    def _chat_post_ephemeral(self, args: JSONDict) -> JSONDict:
+        channel = self._require(args, "channel", "channel_not_found")
+        user = self._require(args, "user", "user_not_in_channel")
+        if channel in self.not_in_channel:
+            raise _ApiError("not_in_channel")
+        text, blocks, markdown_text = self._content(args)
+        ts = self._next_ts()
+        msg = self.messages[(channel, ts)] = Message(
+            channel=channel,
+            ts=ts,
+            thread_ts=self._thread_root(channel, args.get("thread_ts") or None),
+            user=self.bot_user_id,
+            text=markdown_text if markdown_text is not None else (text or ""),
+            blocks=blocks or None,
+            bot_id=self.bot_id,
+            ephemeral_user=user,
+            parse=args.get("parse"),
+            markdown_text=markdown_text,
+            args=dict(args),
+            posted_at=self.clock(),
+        )
+        self._on_message(msg)
+        return {"ok": True, "message_ts": ts}
+
+    def _own_message(self, channel: str, ts: str, not_mine: str) -> Message:
+        msg = self.messages.get((channel, ts))
+        if msg is None or msg.deleted or msg.ephemeral_user is not None:
+            raise _ApiError("message_not_found")
+        if msg.bot_id != self.bot_id:
+            raise _ApiError(not_mine)
+        return msg
+
+    def _chat_update(self, args: JSONDict) -> JSONDict:
+        channel = self._require(args, "channel", "channel_not_found")
+        ts = self._require(args, "ts", "message_not_found")
+        msg = self._own_message(channel, ts, "cant_update_message")
+        text = args.get("text")
+        if text is not None and len(str(text)) > UPDATE_TEXT_LIMIT:
+            raise _ApiError("msg_too_long")
+        text, blocks, markdown_text = self._content(args)
+        # Block rules: `blocks` given -> they replace the old ones (`[]` removes them);
+        # text (or markdown_text) without blocks -> the blocks are removed; neither -> the blocks stay.
+        if blocks is not None:
+            msg.blocks = blocks or None
+        elif text is not None or markdown_text is not None:
+            msg.blocks = None
+        if markdown_text is not None:
+            msg.text = markdown_text
+            msg.markdown_text = markdown_text
+        elif text is not None:
+            msg.text = text
+            msg.markdown_text = None
+        if "attachments" in args:
+            msg.attachments = args["attachments"] or None
+        msg.edits.append(
+            Edit(
+                at=self.clock(),
+                text=msg.text,
+                blocks=msg.blocks,
+                parse=args.get("parse"),
+                args=dict(args),
+                ts=f"{time.time():.6f}",
+            )
+        )
+        self._on_message(msg)
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "text": msg.text,
+            "message": msg.to_api(),
+        }
+
+    def _chat_delete(self, args: JSONDict) -> JSONDict:
+        channel = self._require(args, "channel", "channel_not_found")
+        ts = self._require(args, "ts", "message_not_found")
+        msg = self._own_message(channel, ts, "cant_delete_message")
+        msg.deleted = True
+        self._on_message(msg)
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _conversations_replies(self, args: JSONDict) -> JSONDict:
+        channel = self._require(args, "channel", "channel_not_found")
+        ts = self._require(args, "ts", "thread_not_found")
+        anchor = self.messages.get((channel, ts))
+        if anchor is None or anchor.deleted or anchor.ephemeral_user is not None:
+            raise _ApiError("thread_not_found")
+        root = anchor.thread_ts or anchor.ts
+        thread = self.thread(channel, root)
+        limit = int(args.get("limit") or 1000)
+        offset = int(args.get("cursor") or 0)
+        page = thread[offset : offset + limit]
+        parent = next((m for m in thread if m.ts == root), None)
+        replies = len([m for m in thread if m.is_reply])
+        parent_user = parent.user if parent is not None else None
+        out = [
+            m.to_api(reply_count=replies if m.ts == root else None, parent_user_id=parent_user) for m in page
+        ]
+        has_more = offset + limit < len(thread)
+        return {
+            "ok": True,
+            "messages": out,
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+        }
+
+    def _reaction_target(self, args: JSONDict) -> tuple[Message, str]:
+        channel = self._require(args, "channel", "channel_not_found")
+        ts = self._require(args, "timestamp", "message_not_found")
+        name = self._require(args, "name", "invalid_name")
+        msg = self.messages.get((channel, ts))
+        if msg is None or msg.deleted or msg.ephemeral_user is not None:
+            raise _ApiError("message_not_found")
+        return msg, name
+
+    def _reactions_add(self, args: JSONDict) -> JSONDict:
+        msg, name = self._reaction_target(args)
+        users = msg.reactions.setdefault(name, set())
+        if self.bot_user_id in users:
+            raise _ApiError("already_reacted")
+        users.add(self.bot_user_id)
+        self._on_message(msg)
+        return {"ok": True}
+
+    def _reactions_remove(self, args: JSONDict) -> JSONDict:
+        msg, name = self._reaction_target(args)
+        users = msg.reactions.get(name, set())
+        if self.bot_user_id not in users:
+            raise _ApiError("no_reaction")
+        users.discard(self.bot_user_id)
+        if not users:
+            del msg.reactions[name]
+        self._on_message(msg)
+        return {"ok": True}
+
+    def _users_info(self, args: JSONDict) -> JSONDict:
+        user_id = self._require(args, "user", "user_not_found")
+        if user_id == self.bot_user_id:
+            bot = {"id": user_id, "team_id": self.team_id, "name": "threadline", "is_bot": True}
+            return {"ok": True, "user": bot}
+        user = self.users.get(user_id)
+        if user is None:
+            if user_id[:1] not in ("U", "W"):
+                raise _ApiError("user_not_found")
+            name = user_id.split("_", 1)[-1].lower() if "_" in user_id else user_id.lower()
+            user = self.add_user(user_id, name)
+        return {"ok": True, "user": user}
+
+    # ------------------------------------------------------------------ response URLs
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["key"]
+        try:
+            if request.content_type == "application/json":
+                payload = await request.json()
+            else:
+                form = await request.post()
+                payload = json.loads(str(form.get("payload", "{}")))
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        used = self._response_posts.get(key, 0)
+        if used >= RESPONSE_URL_POSTS:
+            self._changed()
+            return web.Response(status=404, text="used_url")
+        self._response_posts[key] = used + 1
+        self.responses.append((key, payload))
+        self._on_response(key, payload)
+        self._changed()
+        return web.Response(text="ok")
+
+    # ------------------------------------------------------------------ deliveries to the app (HTTP mode)
+
+    def sign(self, body: str, timestamp: int | str) -> str:
+        return sign_request(self.signing_secret, timestamp, body)
+
+    def event_callback(self, event: JSONDict, *, event_id: str | None = None) -> JSONDict:
+        """The Events API envelope around ``event`` (as posted over HTTP or carried in Socket Mode)."""
+        event_id = event_id or self._new_event_id()
+        self.last_event_id = event_id
+        return {
+            "token": self.verification_token,
+            "team_id": self.team_id,
+            "context_team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+
+    async def _deliver(
+        self,
+        app_url: str,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None,
+        signature: str | None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        if self._session is None:
+            raise RuntimeError("FakeSlack is not started")
+        ts = int(time.time()) if timestamp is None else timestamp
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature if signature is not None else self.sign(body, ts),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        headers.update(extra_headers or {})
+        async with self._session.post(app_url, data=body.encode(), headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    async def send_event(
+        self,
+        app_url: str,
+        event: JSONDict,
+        *,
+        event_id: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> tuple[int, str]:
+        """POST ``event`` in an ``event_callback`` envelope to the app, signed; returns (status, body)."""
+        body = json.dumps(self.event_callback(event, event_id=event_id))
+        extra = {}
+        if retry_num is not None:
+            extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return await self._deliver(
+            app_url, body, "application/json", timestamp=timestamp, signature=signature, extra_headers=extra
+        )
+
+    def _event_for(
+        self,
+        channel: str,
+        full_text: str,
+        *,
+        user: str,
+        thread_ts: str | None,
+        ts: str | None,
+        event_type: str,
+        channel_type: str | None,
+    ) -> JSONDict:
+        msg = self.add_user_message(channel, full_text, user=user, thread_ts=thread_ts, ts=ts)
+        event: JSONDict = {
+            "type": event_type,
+            "user": user,
+            "text": full_text,
+            "ts": msg.ts,
+            "channel": channel,
+            "event_ts": msg.ts,
+            "team": self.team_id,
+            "client_msg_id": str(uuid.uuid4()),
+        }
+        if msg.thread_ts is not None:
+            event["thread_ts"] = msg.thread_ts
+            event["parent_user_id"] = self.messages.get((channel, msg.thread_ts), msg).user
+        if channel_type is not None:
+            event["channel_type"] = channel_type
+        return event
+
+    def mention_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U_ALICE",
+        thread_ts: str | None = None,
+        ts: str | None = None,
+    ) -> JSONDict:
+        """Record ``<@bot> text`` from ``user`` and return the ``app_mention`` event for it."""
+        return self._event_for(
+            channel,
+            f"<@{self.bot_user_id}> {text}",
+            user=user,
+            thread_ts=thread_ts,
+            ts=ts,
+            event_type="app_mention",
+            channel_type=None,
+        )
+
+    def message_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U_ALICE",
+        thread_ts: str | None = None,
+        ts: str | None = None,
+        channel_type: str = "channel",
+    ) -> JSONDict:
+        """Record a plain message and return its ``message`` event."""
+        return self._event_for(
+            channel,
+            text,
+            user=user,
+            thread_ts=thread_ts,
+            ts=ts,
+            event_type="message",
+            channel_type=channel_type,
+        )
+
+    def dm_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U_ALICE",
+        thread_ts: str | None = None,
+        ts: str | None = None,
+    ) -> JSONDict:
+        """Record a DM and return its ``message`` event (``channel_type: "im"``)."""
+        return self.message_event(channel, text, user=user, thread_ts=thread_ts, ts=ts, channel_type="im")
+
+    def command_payload(
+        self,
+        *,
+        command: str = "/ask",
+        text: str = "",
+        user_id: str = "U_ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0001",
+        channel_name: str = "general",
+    ) -> dict[str, str]:
+        """A slash command's fields, with a fresh response URL (its key: ``last_command_response_key``)."""
+        key = f"cmd{next(self._key_counter)}"
+        self.last_command_response_key = key
+        return {
+            "token": self.verification_token,
+            "team_id": self.team_id,
+            "team_domain": self.team_domain,
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": self.api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(key),
+            "trigger_id": f"{next(self._key_counter)}.{self.team_id}.{uuid.uuid4().hex}",
+        }
+
+    async def send_command(
+        self,
+        app_url: str,
+        *,
+        command: str = "/ask",
+        text: str = "",
+        user_id: str = "U_ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0001",
+        channel_name: str = "general",
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        """POST a slash command, form-encoded and signed like Slack; returns (status, body)."""
+        fields = self.command_payload(
+            command=command,
+            text=text,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            channel_name=channel_name,
+        )
+        return await self._deliver(
+            app_url,
+            urlencode(fields),
+            "application/x-www-form-urlencoded",
+            timestamp=timestamp,
+            signature=signature,
+        )
+
+    def _complete_action(self, payload: JSONDict) -> JSONDict:
+        payload = dict(payload)
+        payload.setdefault("token", self.verification_token)
+        payload.setdefault("team", {"id": self.team_id, "domain": self.team_domain})
+        payload.setdefault("api_app_id", self.api_app_id)
+        payload.setdefault("is_enterprise_install", False)
+        return payload
+
+    async def send_action(
+        self,
+        app_url: str,
+        payload: JSONDict,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        """POST an interactivity payload (``payload=<json>`` form field), signed; returns (status, body).
+
+        ``token``, ``team``, ``api_app_id`` and ``is_enterprise_install`` are filled in when missing.
+        """
+        body = urlencode({"payload": json.dumps(self._complete_action(payload))})
+        return await self._deliver(
+            app_url, body, "application/x-www-form-urlencoded", timestamp=timestamp, signature=signature
+        )
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        closed = asyncio.Event()
+        entry = (ws, closed)
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets) + 1,
+                    "debug_info": {
+                        "host": "fake-slack",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": self.api_app_id},
+                }
+            )
+            self._sockets.append(entry)
+            self.socket_connections += 1
+            self._changed()
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict) and "envelope_id" in data:
+                    self.acks[str(data["envelope_id"])] = data
+                    self._changed()
+        finally:
+            closed.set()
+            if entry in self._sockets:
+                self._sockets.remove(entry)
+            self._changed()
+        return ws
+
+    def _open_sockets(self) -> list[web.WebSocketResponse]:
+        return [ws for ws, _ in self._sockets if not ws.closed]
+
+    async def push_envelope(
+        self,
+        type: str,
+        payload: JSONDict,
+        *,
+        accepts_response_payload: bool = False,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> str:
+        """Send an envelope over the newest Socket Mode connection (waiting for one); returns envelope_id.
+
+        ``type`` is ``events_api`` (payload: an ``event_callback``, see ``event_callback()``),
+        ``slash_commands`` or ``interactive``. Like Slack, ``events_api`` envelopes carry ``retry_attempt``
+        (0 on the first delivery) and ``retry_reason`` ("" on the first delivery).
+        """
+        envelope_id = str(uuid.uuid4())
+        envelope: JSONDict = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": type,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if type == "events_api":
+            envelope["retry_attempt"] = retry_attempt or 0
+            envelope["retry_reason"] = retry_reason or ""
+        broken: set[int] = set()
+
+        def usable() -> list[web.WebSocketResponse]:
+            return [ws for ws in self._open_sockets() if id(ws) not in broken]
+
+        while True:
+            await self.wait_for(lambda: bool(usable()), timeout)
+            ws = usable()[-1]
+            try:
+                await ws.send_json(envelope)
+                break
+            except (ConnectionError, RuntimeError):
+                broken.add(id(ws))
+        self.envelopes.append(envelope)
+        self._changed()
+        return envelope_id
+
+    async def push_event(
+        self,
+        event: JSONDict,
+        *,
+        event_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Push ``event`` (wrapped in ``event_callback``) as an ``events_api`` envelope."""
+        return await self.push_envelope(
+            "events_api",
+            self.event_callback(event, event_id=event_id),
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+        )
+
+    async def push_command(self, **fields: str) -> str:
+        """Push a slash command (same arguments as ``command_payload``) as a ``slash_commands`` envelope."""
+        return await self.push_envelope(
+            "slash_commands", dict(self.command_payload(**fields)), accepts_response_payload=True
+        )
+
+    async def push_action(self, payload: JSONDict) -> str:
+        """Push an interactivity payload as an ``interactive`` envelope."""
+        return await self.push_envelope(
+            "interactive",
+            self._complete_action(payload),
+            accepts_response_payload=payload.get("type") == "view_submission",
+        )
+
+    async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> JSONDict:  # noqa: ASYNC109
+        """The client's ack for ``envelope_id`` (``{"envelope_id": ..., "payload": ...?}``)."""
+        await self.wait_for(lambda: envelope_id in self.acks, timeout)
+        return self.acks[envelope_id]
+
+    async def disconnect_socket(self, *, grace: float = 1.0) -> None:
+        """Send ``{"type": "disconnect", "reason": "refresh_requested"}`` on each connection, then close it.
+
+        Slack closes the old connection some seconds after the warning; here the fake waits up to ``grace``
+        seconds for the client to close it (slack_sdk does so while reconnecting), then closes it itself.
+        """
+        entries = [(ws, closed) for ws, closed in self._sockets if not ws.closed]
+        for ws, _ in entries:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(
+                    {
+                        "type": "disconnect",
+                        "reason": "refresh_requested",
+                        "debug_info": {"host": "fake-slack"},
+                    }
+                )
+        for ws, closed in entries:
+            if grace > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), grace)
+            if not ws.closed:
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"refresh_requested")
+
+
+def _validate_blocks(blocks: Any) -> None:
+    """A subset of Block Kit's rules: the ones a bot that streams into blocks can break."""
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
+        raise _ApiError("invalid_blocks_format")
+    errors: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    block_ids: set[str] = set()
+    action_ids: set[str] = set()
+    markdown_total = 0
+    for i, block in enumerate(blocks):
+        where = f"/blocks/{i}"
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if block_id in block_ids:
+                errors.append(f"duplicate block_id [json-pointer:{where}/block_id]")
+            block_ids.add(block_id)
+        kind = block["type"]
+        if kind == "section":
+            text = block.get("text")
+            fields = block.get("fields")
+            if text is None and not fields:
+                errors.append(f"must provide text or fields [json-pointer:{where}]")
+            if text is not None:
+                errors += _text_object_errors(text, SECTION_TEXT_LIMIT, f"{where}/text")
+            for j, f in enumerate(fields or []):
+                errors += _text_object_errors(f, SECTION_FIELD_LIMIT, f"{where}/fields/{j}")
+        elif kind == "header":
+            errors += _text_object_errors(block.get("text"), 150, f"{where}/text", plain_only=True)
+        elif kind == "markdown":
+            markdown_total += len(str(block.get("text", "")))
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if not elements or len(elements) > 25:
+                errors.append(f"must have 1 to 25 elements [json-pointer:{where}/elements]")
+            for j, element in enumerate(elements):
+                action_id = element.get("action_id") if isinstance(element, dict) else None
+                if action_id is not None:
+                    if action_id in action_ids:
+                        errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
+                    action_ids.add(action_id)
+                if isinstance(element, dict) and element.get("type") == "button":
+                    errors += _text_object_errors(
+                        element.get("text"), 75, f"{where}/elements/{j}/text", plain_only=True
+                    )
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not elements or len(elements) > 10:
+                errors.append(f"must have 1 to 10 elements [json-pointer:{where}/elements]")
+    if markdown_total > MARKDOWN_TEXT_LIMIT:
+        errors.append(f"markdown blocks exceed {MARKDOWN_TEXT_LIMIT} characters [json-pointer:/blocks]")
+    if errors:
+        raise _ApiError(
+            "invalid_blocks",
+            errors=errors,
+            response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
+        )
+
+
+def _text_object_errors(obj: Any, limit: int, where: str, *, plain_only: bool = False) -> list[str]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return [f"must be a text object [json-pointer:{where}]"]
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if obj.get("type") not in allowed:
+        return [f"must be one of {allowed} [json-pointer:{where}/type]"]
+    if not obj["text"]:
+        return [f"must be more than 0 characters [json-pointer:{where}/text]"]
+    if len(obj["text"]) > limit:
+        return [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"]
+    return []

@@ -1,0 +1,80 @@
+"""Fixtures for end-to-end tests: the fakes on 127.0.0.1 and the real app (Bolt, slack_sdk, openai
+clients) started in-process in HTTP mode, pointed at them by SLACK_API_URL and OPENAI_BASE_URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from bot.app import Runtime
+from bot.settings import Settings
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.slack import FakeSlack
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as fake:
+        yield fake
+
+
+@dataclass
+class Bot:
+    runtime: Runtime
+    url: str  # the Events API endpoint
+    base: str
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+
+StartBot = Callable[..., Awaitable[Bot]]
+
+
+def bot_env(slack: FakeSlack, model: FakeOpenAI, **overrides: str) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        "SLACK_API_URL": slack.api_url,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": model.base_url,
+        "OPENAI_MODEL": "fake-model",
+        "BOT_SYSTEM_PROMPT": "You are a test bot.",
+        "BOT_EDIT_INTERVAL_SECONDS": "0.2",
+        "BOT_RETRY_BASE_SECONDS": "0.05",
+        "BOT_FINAL_EDIT_DEADLINE_SECONDS": "5",
+        "PORT": "0",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+async def start_bot(slack: FakeSlack, model: FakeOpenAI) -> AsyncIterator[StartBot]:
+    runtimes: list[Runtime] = []
+
+    async def start(**overrides: str) -> Bot:
+        runtime = Runtime(Settings.from_env(bot_env(slack, model, **overrides)))
+        runtimes.append(runtime)
+        await runtime.start()
+        port = await runtime.serve(host="127.0.0.1", port=0)
+        base = f"http://127.0.0.1:{port}"
+        return Bot(runtime=runtime, url=f"{base}/slack/events", base=base)
+
+    yield start
+    for runtime in runtimes:
+        await runtime.stop(grace=2.0)
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> Bot:
+    return await start_bot()
