@@ -22,6 +22,7 @@ from bot.ratelimit.memory import MemoryEditBudget
 from bot.settings import Settings
 from bot.slack import SlackGateway
 from bot.store.memory import MemoryConversationStore, MemoryDeduplicator
+from bot.worker import Worker
 from handlers import register_all
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Runtime:
         )
         if s.redis_url:
             logger.warning("REDIS_URL is set, but this version keeps its queue and store in memory")
-        self.queue = MemoryQueue(max_concurrency=s.max_concurrency)
+        self.queue = MemoryQueue(channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds)
         self.engine = Engine(
             settings=s,
             gateway=self.gateway,
@@ -71,7 +72,14 @@ class Runtime:
             budget=MemoryEditBudget(limit=s.edits_per_minute, window=s.edit_window_seconds),
             bot_user_id=str(bot_user_id) if bot_user_id else None,
         )
-        self.queue.start(handler=self.engine.run)
+        self.worker = Worker(
+            queue=self.queue,
+            handler=self.engine.run,
+            concurrency=s.max_concurrency,
+            lease_seconds=s.lease_seconds,
+            on_finished=self.engine.job_finished,
+        )
+        self.worker.start()
         self.bolt = AsyncApp(
             client=self.gateway.client,
             signing_secret=s.slack_signing_secret or "",
@@ -113,13 +121,16 @@ class Runtime:
         self.ready = True
         return int(self.port or 0)
 
-    async def stop(self, *, grace: float = 20.0) -> None:
+    async def stop(self, *, grace: float | None = None) -> None:
         """Graceful: stop taking requests, let answers in flight finish for ``grace`` seconds."""
         self.ready = False
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
-        if hasattr(self, "queue"):
-            await self.queue.close(grace=grace)
+        if hasattr(self, "worker"):
+            await self.worker.stop(grace=grace)
+            await self.engine.close()
+            await self.queue.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if hasattr(self, "llm"):

@@ -25,7 +25,7 @@ from bot.errors import CannotPost, ContextTooLong, ModelError, ModelTimeout, Sla
 from bot.jobs import Job, Request, Source
 from bot.llm import LLMClient
 from bot.payloads import dedup_keys, is_from_bot, strip_bot_mention
-from bot.queue.base import JobQueue
+from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
 from bot.ratelimit.base import EditBudget, Priority
 from bot.render import escape, to_mrkdwn
 from bot.settings import Settings
@@ -36,6 +36,10 @@ from bot.streamer import Streamer
 logger = logging.getLogger(__name__)
 
 WARNING_PREFIX = ":warning: "
+BUSY_TEXT = "This channel is busy: too many questions are waiting. Please ask again in a few minutes."
+QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."
+RESUMING_TEXT = "_resuming…_"
+CANNOT_POST_TEXT = "Sorry, I couldn't post in this channel, so I can't answer here."
 
 
 def queued_text(ahead: int) -> str:
@@ -75,6 +79,9 @@ class Engine:
         self.dedup = dedup
         self.budget = budget
         self.bot_user_id = bot_user_id
+        self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
+        self._notices: dict[str, asyncio.Task[None]] = {}
+        self._notices_dirty: set[str] = set()
 
     # -- intake: called by the handlers, after the ack -----------------------------------------
     async def help(self, request: Request) -> None:
@@ -94,16 +101,23 @@ class Engine:
             logger.info("duplicate delivery ignored (request %s, event %s)", request.id, request.event_id)
             return
         logger.info("request %s from %s in %s", request.id, request.source.value, request.channel)
+        try:
+            ahead = await self.queue.ahead(queue_key=request.queue_key)
+            waiting = len(await self.queue.waiting(queue_key=request.queue_key))
+        except QueueUnavailable:
+            await self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            return
+        if waiting >= self.settings.max_queue_per_channel:
+            await self._reply(request, BUSY_TEXT)
+            return
         job = Job(request=request)
-        ahead = await self.queue.ahead(queue_key=request.queue_key)
-        status = queued_text(ahead)
         try:
             if request.source is Source.COMMAND:
-                job.placeholder_ts = await self._post_command_placeholder(request, status)
+                job.placeholder_ts = await self._post_command_placeholder(request, queued_text(ahead))
                 job.via_response_url = job.placeholder_ts is None
             else:
                 job.placeholder_ts = await self.gateway.post_message(
-                    channel=request.channel, text=status, thread_ts=request.thread_ts
+                    channel=request.channel, text=queued_text(ahead), thread_ts=request.thread_ts
                 )
         except SlackError as err:
             logger.error(
@@ -116,7 +130,90 @@ class Engine:
                 request, "Sorry, I couldn't post in this channel, so I can't answer here."
             )
             return
-        await self.queue.enqueue(job=job)
+        self._shown[job.id] = queued_text(ahead)
+        try:
+            actual = await self.queue.enqueue(job=job, max_waiting=self.settings.max_queue_per_channel)
+        except QueueFull:
+            await self._replace_placeholder(job, BUSY_TEXT)
+            return
+        except QueueUnavailable:
+            await self._replace_placeholder(job, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            return
+        if actual != ahead:
+            self.line_moved_in(request.queue_key)
+
+    async def _reply(self, request: Request, text: str) -> None:
+        """A short reply in the request's thread (or privately for a command)."""
+        if request.source is Source.COMMAND:
+            await self._tell_privately(request, text)
+            return
+        try:
+            await self.gateway.post_message(channel=request.channel, text=text, thread_ts=request.thread_ts)
+        except SlackError as err:
+            logger.warning("could not reply (request %s): %s", request.id, err.error)
+
+    async def _replace_placeholder(self, job: Job, text: str) -> None:
+        self._shown.pop(job.id, None)
+        if job.placeholder_ts is None:
+            await self._tell_privately(job.request, text)
+            return
+        if job.request.source is Source.COMMAND:
+            text = f"{command_header(job.request)}\n\n{text}"
+        try:
+            await self.budget.acquire(team_id=job.request.team_id, priority=Priority.FINAL)
+            await self.gateway.update_message(channel=job.request.channel, ts=job.placeholder_ts, text=text)
+        except SlackError as err:
+            logger.warning("could not update the placeholder (request %s): %s", job.id, err.error)
+
+    # -- queue positions ---------------------------------------------------------------------------
+    async def job_finished(self, job: Job) -> None:
+        """Worker hook: the line of the job's channel moved."""
+        self._shown.pop(job.id, None)
+        self.line_moved_in(job.request.queue_key)
+
+    def line_moved_in(self, queue_key: str) -> None:
+        """Update the "Queued: N ahead" placeholders of a channel, in one tracked task per channel."""
+        task = self._notices.get(queue_key)
+        if task is not None and not task.done():
+            self._notices_dirty.add(queue_key)
+            return
+        task = asyncio.create_task(self._update_positions(queue_key), name=f"positions-{queue_key}")
+        self._notices[queue_key] = task
+        task.add_done_callback(self._notice_done)
+
+    def _notice_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("updating queue positions failed", exc_info=task.exception())
+
+    async def _update_positions(self, queue_key: str) -> None:
+        while True:
+            self._notices_dirty.discard(queue_key)
+            waiting = await self.queue.waiting(queue_key=queue_key)
+            in_progress = await self.queue.ahead(queue_key=queue_key) - len(waiting)
+            for index, job in enumerate(waiting):
+                text = queued_text(in_progress + index)
+                if job.placeholder_ts is None or self._shown.get(job.id) == text:
+                    continue
+                if job.request.source is Source.COMMAND:
+                    shown = f"{command_header(job.request)}\n\n{text}"
+                else:
+                    shown = text
+                try:
+                    await self.budget.acquire(team_id=job.request.team_id, priority=Priority.NOTICE)
+                    await self.gateway.update_message(
+                        channel=job.request.channel, ts=job.placeholder_ts, text=shown
+                    )
+                    self._shown[job.id] = text
+                except SlackError as err:
+                    logger.info("could not update a queue position: %s", err.error)
+            if queue_key not in self._notices_dirty:
+                return
+
+    async def close(self) -> None:
+        tasks = [t for t in self._notices.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _post_command_placeholder(self, request: Request, status: str) -> str | None:
         try:
@@ -236,7 +333,10 @@ class Engine:
             prefix="\n\n".join(prefix + notes),
             final_deadline=self.settings.final_edit_deadline_seconds,
             request_id=request.id,
+            shown_text="" if job.resumed else self._shown.pop(job.id, None),
         )
+        if job.resumed:
+            streamer.set_status(RESUMING_TEXT)
         async with streamer:
             note = await self._generate(prompt, streamer, request)
             await streamer.finish(note)

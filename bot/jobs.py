@@ -80,6 +80,23 @@ class Job:
     via_response_url: bool = False
     tries: int = 0
     status: JobStatus = JobStatus.QUEUED
+    enqueued_at: float = 0.0  # wall clock (time.time()), set by the queue
+    worker: str | None = None  # the worker holding the lease while in progress
+
+    @property
+    def id(self) -> str:
+        return self.request.id
+
+    @property
+    def thread_key(self) -> str:
+        """Jobs with the same thread key are answered one at a time, in order."""
+        root = self.request.thread_ts or self.placeholder_ts or self.request.id
+        return f"{self.request.queue_key}:{root}"
+
+    @property
+    def resumed(self) -> bool:
+        """True when an earlier worker started this job and did not finish it."""
+        return self.tries > 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +105,8 @@ class Job:
             "via_response_url": self.via_response_url,
             "tries": self.tries,
             "status": self.status.value,
+            "enqueued_at": self.enqueued_at,
+            "worker": self.worker,
         }
 
     @classmethod
@@ -98,4 +117,6 @@ class Job:
             via_response_url=bool(data.get("via_response_url")),
             tries=int(data.get("tries", 0)),
             status=JobStatus(data.get("status", JobStatus.QUEUED.value)),
+            enqueued_at=float(data.get("enqueued_at", 0.0)),
+            worker=data.get("worker"),
         )

@@ -128,6 +128,10 @@ class Settings:
     conversation_ttl_seconds: float = 7 * 24 * 3600.0
     dedup_ttl_seconds: float = 3600.0
     max_concurrency: int = 32
+    channel_concurrency: int = 1
+    max_queue_per_channel: int = 20
+    lease_seconds: float = 30.0
+    shutdown_grace_seconds: float = 20.0
     redis_url: str | None = None
     port: int = 3000
     log_level: str = "INFO"
@@ -193,6 +197,10 @@ class Settings:
             conversation_ttl_seconds=r.number("BOT_CONVERSATION_TTL_SECONDS", 7 * 24 * 3600.0),
             dedup_ttl_seconds=r.number("BOT_DEDUP_TTL_SECONDS", 3600.0),
             max_concurrency=r.integer("BOT_MAX_CONCURRENCY", 32),
+            channel_concurrency=r.integer("BOT_CHANNEL_CONCURRENCY", 1),
+            max_queue_per_channel=r.integer("BOT_MAX_QUEUE_PER_CHANNEL", 20),
+            lease_seconds=r.number("BOT_LEASE_SECONDS", 30.0),
+            shutdown_grace_seconds=r.number("BOT_SHUTDOWN_GRACE_SECONDS", 20.0),
             redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
             port=r.integer("PORT", 3000, minimum=0),
             log_level=log_level,

@@ -48,6 +48,7 @@ class Streamer:
         interval: float = 1.0,
         prefix: str = "",
         placeholder_text: str = THINKING_TEXT,
+        shown_text: str | None = None,
         limit: int = MESSAGE_LIMIT,
         final_deadline: float = 120.0,
         request_id: str = "",
@@ -71,13 +72,16 @@ class Streamer:
         self._status: str | None = None
         self._note: str | None = None
         self.ts: list[str] = [placeholder_ts]
-        self.sent: list[str] = [placeholder_text]
+        # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
+        self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
         self._shown_words = False
         self._last_cycle = float("-inf")
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.edits = 0
+        if self.sent[0] != placeholder_text:
+            self._changed.set()  # replace the queue notice by the thinking indicator at once
 
     # -- producer side: cheap, synchronous, never blocks -------------------------------------
     @property

@@ -1,6 +1,6 @@
-"""The per-channel queue: a protocol, an in-memory version (and a Redis one for replicas)."""
+"""The per-channel queue: a protocol, an in-memory version and a Redis one for replicas."""
 
-from bot.queue.base import JobHandler, JobQueue
+from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
 from bot.queue.memory import MemoryQueue
 
-__all__ = ["JobHandler", "JobQueue", "MemoryQueue"]
+__all__ = ["JobQueue", "MemoryQueue", "QueueFull", "QueueUnavailable"]

@@ -1,29 +1,64 @@
-"""The queue seam: requests of one channel are answered one at a time, in arrival order; channels
-run concurrently up to a bound."""
+"""The queue seam (shaped like arq): jobs wait in one line per channel and are *claimed* by workers.
+
+Rules every implementation keeps (the contract tests in ``tests/test_queue_contract.py`` check them
+for the memory and the Redis version alike):
+
+- ``enqueue`` is idempotent on ``job.id`` and returns how many jobs of the channel are ahead
+  (waiting or in progress); it raises ``QueueFull`` when ``max_waiting`` jobs already wait there.
+- ``claim`` hands out the oldest waiting job of a channel that has fewer than
+  ``channel_concurrency`` jobs in progress, skipping jobs whose thread already has one in progress
+  (a thread is always answered one at a time, in order). Channels are served oldest head first.
+- A claimed job is held under a lease of ``lease_seconds``; ``heartbeat`` renews it. A job whose
+  lease lapsed (its worker died) is claimable again, ahead of its channel's waiting jobs, with
+  ``tries`` incremented; ``heartbeat``/``complete`` by the old worker then return False.
+- ``release`` hands an in-progress job back to the front of its line (graceful shutdown).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from bot.errors import ThreadlineError
 from bot.jobs import Job
 
-JobHandler = Callable[[Job], Awaitable[None]]
+
+class QueueFull(ThreadlineError):
+    """The channel already has the maximum number of waiting requests."""
+
+
+class QueueUnavailable(ThreadlineError):
+    """The queue's backend cannot be reached (Redis down)."""
 
 
 class JobQueue(Protocol):
-    def start(self, *, handler: JobHandler) -> None:
-        """Begin running jobs with ``handler`` (which reports its own failures)."""
+    async def enqueue(self, *, job: Job, max_waiting: int) -> int:
+        """Queue ``job`` at the end of its channel's line; returns the number of jobs ahead of it."""
         ...
 
-    async def enqueue(self, *, job: Job) -> int:
-        """Queue ``job``; returns how many jobs of its channel are ahead of it."""
+    async def claim(self, *, worker: str, timeout: float) -> Job | None:
+        """Wait up to ``timeout`` seconds for a job this worker may start; lease it to ``worker``."""
+        ...
+
+    async def heartbeat(self, *, job: Job) -> bool:
+        """Renew the lease of a claimed job; False if the lease was lost (another worker has it)."""
+        ...
+
+    async def complete(self, *, job: Job) -> bool:
+        """The job is done (answered or failed for good): forget it. False if the lease was lost."""
+        ...
+
+    async def release(self, *, job: Job) -> None:
+        """Give a claimed job back, at the front of its channel's line, for another worker."""
+        ...
+
+    async def waiting(self, *, queue_key: str) -> list[Job]:
+        """The waiting jobs of a channel, in the order they will be claimed (for position notices)."""
         ...
 
     async def ahead(self, *, queue_key: str) -> int:
-        """How many jobs of the channel are waiting or running now."""
+        """How many jobs of the channel are waiting or in progress."""
         ...
 
-    async def close(self, *, grace: float) -> None:
-        """Stop: let running jobs finish for up to ``grace`` seconds, then cancel them."""
+    async def close(self) -> None:
+        """Release resources; jobs stay where they are."""
         ...

@@ -1,78 +1,146 @@
-"""In-process per-channel queue: a FIFO per channel, one drain task per busy channel, a semaphore
-bounding how many answers run at once. Every task is kept and its result read (no fire-and-forget)."""
+"""In-process queue: one line per channel, leases on a monotonic clock, an ``asyncio.Condition`` to
+wake waiting workers. Jobs are stored as dicts (copied on read and write), so it behaves like Redis.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import deque
+import time
+from collections.abc import Callable
+from typing import Any
 
 from bot.jobs import Job, JobStatus
-from bot.queue.base import JobHandler
-
-logger = logging.getLogger(__name__)
+from bot.queue.base import QueueFull
 
 
 class MemoryQueue:
-    def __init__(self, *, max_concurrency: int) -> None:
-        self._pending: dict[str, deque[Job]] = {}
-        self._running: dict[str, int] = {}
-        self._sem = asyncio.Semaphore(max_concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._handler: JobHandler | None = None
-        self._closed = False
+    def __init__(
+        self,
+        *,
+        channel_concurrency: int = 1,
+        lease_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channel_concurrency = channel_concurrency
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._lines: dict[str, list[str]] = {}  # queue key -> waiting job ids, in order
+        self._jobs: dict[str, dict[str, Any]] = {}  # job id -> job data (waiting or in progress)
+        self._leases: dict[str, tuple[str, float]] = {}  # job id -> (worker, deadline)
+        self._cond = asyncio.Condition()
 
-    def start(self, *, handler: JobHandler) -> None:
-        self._handler = handler
+    def _job(self, job_id: str) -> Job:
+        return Job.from_dict(self._jobs[job_id])
+
+    def _in_progress(self, queue_key: str) -> list[Job]:
+        jobs = (self._job(job_id) for job_id in self._leases)
+        return [job for job in jobs if job.request.queue_key == queue_key]
+
+    async def enqueue(self, *, job: Job, max_waiting: int) -> int:
+        async with self._cond:
+            key = job.request.queue_key
+            line = self._lines.setdefault(key, [])
+            if job.id in self._jobs:  # idempotent
+                position = line.index(job.id) if job.id in line else 0
+                return position + len(self._in_progress(key))
+            if len(line) >= max_waiting:
+                raise QueueFull(f"{len(line)} requests already wait in {key}")
+            ahead = len(line) + len(self._in_progress(key))
+            data = job.to_dict()
+            data["status"] = JobStatus.QUEUED.value
+            data["enqueued_at"] = time.time()
+            self._jobs[job.id] = data
+            line.append(job.id)
+            self._cond.notify_all()
+            return ahead
+
+    def _reap(self) -> float | None:
+        """Give jobs whose lease lapsed back to the front of their line; returns the next deadline."""
+        now = self._clock()
+        next_deadline: float | None = None
+        for job_id, (_, deadline) in list(self._leases.items()):
+            if deadline <= now:
+                del self._leases[job_id]
+                data = self._jobs[job_id]
+                data["status"] = JobStatus.QUEUED.value
+                data["worker"] = None
+                self._lines.setdefault(Job.from_dict(data).request.queue_key, []).insert(0, job_id)
+            elif next_deadline is None or deadline < next_deadline:
+                next_deadline = deadline
+        return next_deadline
+
+    def _pick(self) -> str | None:
+        heads = [(self._jobs[line[0]]["enqueued_at"], key) for key, line in self._lines.items() if line]
+        for _, key in sorted(heads):
+            busy = self._in_progress(key)
+            if len(busy) >= self.channel_concurrency:
+                continue
+            busy_threads = {job.thread_key for job in busy}
+            for job_id in self._lines[key]:
+                if self._job(job_id).thread_key not in busy_threads:
+                    return job_id
+        return None
+
+    async def claim(self, *, worker: str, timeout: float) -> Job | None:
+        deadline = self._clock() + timeout
+        async with self._cond:
+            while True:
+                next_lapse = self._reap()
+                job_id = self._pick()
+                if job_id is not None:
+                    data = self._jobs[job_id]
+                    line = self._lines[Job.from_dict(data).request.queue_key]
+                    line.remove(job_id)
+                    data["status"] = JobStatus.IN_PROGRESS.value
+                    data["tries"] = int(data["tries"]) + 1
+                    data["worker"] = worker
+                    self._leases[job_id] = (worker, self._clock() + self.lease_seconds)
+                    return Job.from_dict(data)
+                now = self._clock()
+                if now >= deadline:
+                    return None
+                wake = deadline if next_lapse is None else min(deadline, next_lapse)
+                try:
+                    await asyncio.wait_for(self._cond.wait(), max(0.0, wake - now))
+                except TimeoutError:
+                    pass
+
+    def _holds(self, job: Job) -> bool:
+        lease = self._leases.get(job.id)
+        return lease is not None and lease[0] == job.worker and lease[1] > self._clock()
+
+    async def heartbeat(self, *, job: Job) -> bool:
+        async with self._cond:
+            if not self._holds(job):
+                return False
+            self._leases[job.id] = (str(job.worker), self._clock() + self.lease_seconds)
+            return True
+
+    async def complete(self, *, job: Job) -> bool:
+        async with self._cond:
+            if not self._holds(job):
+                return False
+            del self._leases[job.id]
+            del self._jobs[job.id]
+            self._cond.notify_all()
+            return True
+
+    async def release(self, *, job: Job) -> None:
+        async with self._cond:
+            if not self._holds(job):
+                return
+            del self._leases[job.id]
+            data = self._jobs[job.id]
+            data["status"] = JobStatus.QUEUED.value
+            data["worker"] = None
+            self._lines.setdefault(job.request.queue_key, []).insert(0, job.id)
+            self._cond.notify_all()
+
+    async def waiting(self, *, queue_key: str) -> list[Job]:
+        return [self._job(job_id) for job_id in self._lines.get(queue_key, [])]
 
     async def ahead(self, *, queue_key: str) -> int:
-        return len(self._pending.get(queue_key, ())) + self._running.get(queue_key, 0)
+        return len(self._lines.get(queue_key, [])) + len(self._in_progress(queue_key))
 
-    async def enqueue(self, *, job: Job) -> int:
-        if self._closed:
-            raise RuntimeError("queue is closed")
-        key = job.request.queue_key
-        ahead = await self.ahead(queue_key=key)
-        self._pending.setdefault(key, deque()).append(Job.from_dict(job.to_dict()))  # copy, like Redis
-        if key not in self._running:
-            self._running[key] = 0
-            task = asyncio.create_task(self._drain(key), name=f"queue-{key}")
-            self._tasks.add(task)
-            task.add_done_callback(self._reap)
-        return ahead
-
-    def _reap(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("queue worker crashed", exc_info=task.exception())
-
-    async def _drain(self, key: str) -> None:
-        try:
-            while (pending := self._pending.get(key)) and self._handler is not None:
-                job = pending.popleft()
-                self._running[key] += 1
-                try:
-                    async with self._sem:
-                        job.status = JobStatus.IN_PROGRESS
-                        job.tries += 1
-                        await self._handler(job)
-                except Exception:
-                    logger.exception("job %s failed", job.request.id)
-                finally:
-                    self._running[key] -= 1
-        finally:
-            self._running.pop(key, None)
-            if not self._pending.get(key):
-                self._pending.pop(key, None)
-
-    async def close(self, *, grace: float) -> None:
-        self._closed = True
-        for pending in self._pending.values():
-            pending.clear()
-        if not self._tasks:
-            return
-        _, still_running = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in still_running:
-            task.cancel()
-        if still_running:
-            await asyncio.wait(still_running)
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,151 @@
+"""Workers: claim jobs from the queue and run them, holding each job's lease with a heartbeat.
+
+Like arq's worker: ``concurrency`` claim loops per process (``BOT_MAX_CONCURRENCY``), every task kept
+in ``self._tasks`` and its result read. The finishing step (``complete``/``release``) runs under
+``asyncio.shield`` so a cancellation cannot leave a job half-finished in the queue. ``stop`` is
+graceful: no new claims, answers in flight get ``grace`` seconds, the rest are handed back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from bot.jobs import Job
+from bot.queue.base import JobQueue
+
+logger = logging.getLogger(__name__)
+
+JobHandler = Callable[[Job], Awaitable[None]]
+JobHook = Callable[[Job], Awaitable[None]]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        handler: JobHandler,
+        concurrency: int,
+        lease_seconds: float,
+        name: str | None = None,
+        on_finished: JobHook | None = None,
+        claim_timeout: float = 5.0,
+    ) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.name = name or worker_name()
+        self.on_finished = on_finished
+        self.claim_timeout = claim_timeout
+        self._loops: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}  # job id -> its run task
+        self._stopping = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        for i in range(self.concurrency):
+            self._loops.append(asyncio.create_task(self._loop(), name=f"worker-{i}"))
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = await self.queue.claim(worker=self.name, timeout=self.claim_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("claiming a job failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                continue
+            if job is None:
+                continue
+            if self._stopping.is_set():
+                await asyncio.shield(self.queue.release(job=job))
+                return
+            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            self._running[job.id] = task
+            try:
+                await asyncio.shield(task)  # a stop cancels the loop, not the answer in flight
+            except asyncio.CancelledError:
+                if not task.done():
+                    raise
+            finally:
+                if task.done():
+                    self._running.pop(job.id, None)
+
+    async def _heartbeat(self, job: Job, run: asyncio.Task[None]) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)  # the lease's clock, not polling for a state
+            try:
+                held = await self.queue.heartbeat(job=job)
+            except Exception:
+                logger.warning("heartbeat failed for job %s; will try again", job.id)
+                continue
+            if not held:
+                logger.error("lost the lease of job %s; another worker has it", job.id)
+                run.cancel()
+                return
+
+    async def _run(self, job: Job) -> None:
+        run = asyncio.current_task()
+        assert run is not None
+        beat = asyncio.create_task(self._heartbeat(job, run), name=f"heartbeat-{job.id}")
+        try:
+            await self.handler(job)
+        except asyncio.CancelledError:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            await asyncio.shield(self._release(job))
+            raise
+        except Exception:
+            logger.exception("job %s failed", job.id)
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+        await asyncio.shield(self._complete(job))
+
+    async def _complete(self, job: Job) -> None:
+        try:
+            await self.queue.complete(job=job)
+        except Exception:
+            logger.exception("could not mark job %s complete", job.id)
+        if self.on_finished is not None:
+            try:
+                await self.on_finished(job)
+            except Exception:
+                logger.exception("after job %s", job.id)
+
+    async def _release(self, job: Job) -> None:
+        try:
+            await self.queue.release(job=job)
+            logger.info("handed job %s back to the queue", job.id)
+        except Exception:
+            logger.exception("could not hand job %s back", job.id)
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop claiming; let jobs in flight finish for ``grace`` seconds; hand back the rest."""
+        self._stopping.set()
+        for loop in self._loops:
+            loop.cancel()  # idle loops stop claiming at once; busy ones keep their job (shielded)
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        running = set(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        self._running.clear()
