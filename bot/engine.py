@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from tenacity import (
@@ -39,6 +40,7 @@ WARNING_PREFIX = ":warning: "
 BUSY_TEXT = "This channel is busy: too many questions are waiting. Please ask again in a few minutes."
 QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."
 RESUMING_TEXT = "_resuming…_"
+STOPPED_PREFIX = ":black_square_for_stop: _Stopped"
 CANNOT_POST_TEXT = "Sorry, I couldn't post in this channel, so I can't answer here."
 
 
@@ -79,6 +81,9 @@ class Engine:
         self.dedup = dedup
         self.budget = budget
         self.bot_user_id = bot_user_id
+        self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
+        self._stopped_by: dict[str, str] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
         self._notices: dict[str, asyncio.Task[None]] = {}
         self._notices_dirty: set[str] = set()
@@ -95,9 +100,9 @@ class Engine:
         except SlackError as err:
             logger.warning("could not post help (request %s): %s", request.id, err.error)
 
-    async def submit(self, request: Request) -> None:
+    async def submit(self, request: Request, *, dedup: bool = True) -> None:
         """Accept a question: dedup, post the placeholder, queue it."""
-        if not await self.dedup.first_time(keys=dedup_keys(request)):
+        if dedup and not await self.dedup.first_time(keys=dedup_keys(request)):
             logger.info("duplicate delivery ignored (request %s, event %s)", request.id, request.event_id)
             return
         logger.info("request %s from %s in %s", request.id, request.source.value, request.channel)
@@ -116,8 +121,8 @@ class Engine:
                 job.placeholder_ts = await self._post_command_placeholder(request, queued_text(ahead))
                 job.via_response_url = job.placeholder_ts is None
             else:
-                job.placeholder_ts = await self.gateway.post_message(
-                    channel=request.channel, text=queued_text(ahead), thread_ts=request.thread_ts
+                job.placeholder_ts = await self._post_placeholder(
+                    request, text=queued_text(ahead), thread_ts=request.thread_ts
                 )
         except SlackError as err:
             logger.error(
@@ -139,8 +144,38 @@ class Engine:
         except QueueUnavailable:
             await self._replace_placeholder(job, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
+        self._react(request, add=self.settings.reaction_working)
         if actual != ahead:
             self.line_moved_in(request.queue_key)
+
+    async def _post_placeholder(self, request: Request, *, text: str, thread_ts: str | None) -> str:
+        """Post a placeholder, retrying a rate limit (after Retry-After) or a server error. A post
+        whose response was lost may have landed: look for it (by its metadata) before posting again,
+        so a retry never posts twice."""
+        attempts = max(1, self.settings.max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.gateway.post_message(
+                    channel=request.channel, text=text, thread_ts=thread_ts, request_id=request.id
+                )
+            except SlackError as err:
+                if attempt == attempts or not (err.transient or err.retry_after is not None):
+                    raise
+                logger.warning("placeholder post failed (%s), attempt %d of %d", err.error, attempt, attempts)
+                if err.retry_after is not None:
+                    await asyncio.sleep(min(err.retry_after, 30.0))
+                    continue
+                await asyncio.sleep(self.settings.retry_base_seconds * attempt)
+                if thread_ts is not None:
+                    try:
+                        found = await self.gateway.find_posted(
+                            channel=request.channel, thread_ts=thread_ts, request_id=request.id
+                        )
+                    except SlackError:
+                        found = None
+                    if found is not None:
+                        return found
+        raise AssertionError("unreachable")
 
     async def _reply(self, request: Request, text: str) -> None:
         """A short reply in the request's thread (or privately for a command)."""
@@ -164,6 +199,97 @@ class Engine:
             await self.gateway.update_message(channel=job.request.channel, ts=job.placeholder_ts, text=text)
         except SlackError as err:
             logger.warning("could not update the placeholder (request %s): %s", job.id, err.error)
+
+    # -- status reactions (decoration: best effort, never blocking an answer) -----------------------
+    def _react(self, request: Request, *, add: str | None, remove: str | None = None) -> None:
+        if not self.settings.status_reactions or request.ts is None:
+            return
+
+        async def change() -> None:
+            if remove:
+                await self.gateway.remove_reaction(channel=request.channel, ts=request.ts or "", name=remove)
+            if add:
+                await self.gateway.add_reaction(channel=request.channel, ts=request.ts or "", name=add)
+
+        self._spawn(change(), name=f"reaction-{request.id}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run a best-effort side task; it is kept, and its failure is logged, not raised."""
+        task = asyncio.create_task(coro, name=name)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_task_done)
+
+    def _side_task_done(self, task: asyncio.Task[None]) -> None:
+        self._side_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.info("%s failed: %s", task.get_name(), task.exception())
+
+    # -- Stop and Retry buttons --------------------------------------------------------------------
+    async def stop(self, *, request_id: str, user: str, channel: str) -> None:
+        """The Stop button: only the asker (or a workspace admin) may stop an answer."""
+        live = self._live.get(request_id)
+        if live is None:
+            return  # already finished (or streaming on another replica)
+        request, stopped = live
+        if user != request.user:
+            try:
+                allowed = await self.gateway.is_admin(user=user)
+            except SlackError:
+                allowed = False
+            if not allowed:
+                text = f"Only <@{request.user}> (or a workspace admin) can stop this answer."
+                try:
+                    await self.gateway.post_ephemeral(
+                        channel=channel, user=user, text=text, thread_ts=self._thread_of(request)
+                    )
+                except SlackError as err:
+                    logger.info("could not explain the refused stop: %s", err.error)
+                return
+        logger.info("request %s stopped by %s", request_id, user)
+        self._stopped_by[request_id] = user
+        stopped.set()
+
+    async def retry(
+        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+    ) -> None:
+        """The Retry button: queue the same question again, in the same thread."""
+        data = await self.store.recall_request(request_id=request_id)
+        if data is None:
+            await self._ephemeral(channel, user, "That question is too old to retry. Please ask it again.")
+            return
+        original = Request.from_dict(data)
+        # Remove the Retry button (keep the answer's text), so it is pressed once.
+        kept = [b for b in blocks if b.get("type") != "actions"]
+        text = "\n\n".join(str((b.get("text") or {}).get("text", "")) for b in kept) or "_(retried)_"
+        try:
+            await self.budget.acquire(team_id=original.team_id, priority=Priority.FINAL)
+            await self.gateway.update_message(channel=channel, ts=message_ts, text=text, blocks=kept or None)
+        except SlackError as err:
+            logger.info("could not remove the Retry button: %s", err.error)
+        thread = original.thread_ts or message_ts
+        source = Source.MENTION if original.source is Source.COMMAND else original.source
+        again = Request(
+            source=source,
+            team_id=original.team_id,
+            channel=original.channel,
+            user=original.user,
+            text=original.text,
+            ts=original.ts,
+            thread_ts=thread,
+            has_files=original.has_files,
+        )
+        logger.info("request %s retried as %s by %s", request_id, again.id, user)
+        await self.submit(again, dedup=False)
+
+    async def _ephemeral(self, channel: str, user: str, text: str) -> None:
+        try:
+            await self.gateway.post_ephemeral(channel=channel, user=user, text=text)
+        except SlackError as err:
+            logger.info("could not post an ephemeral message: %s", err.error)
+
+    @staticmethod
+    def _thread_of(request: Request) -> str | None:
+        return request.thread_ts
 
     # -- queue positions ---------------------------------------------------------------------------
     async def job_finished(self, job: Job) -> None:
@@ -210,15 +336,15 @@ class Engine:
                 return
 
     async def close(self) -> None:
-        tasks = [t for t in self._notices.values() if not t.done()]
+        tasks = [t for t in self._notices.values() if not t.done()] + list(self._side_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _post_command_placeholder(self, request: Request, status: str) -> str | None:
         try:
-            return await self.gateway.post_message(
-                channel=request.channel, text=f"{command_header(request)}\n\n{status}"
+            return await self._post_placeholder(
+                request, text=f"{command_header(request)}\n\n{status}", thread_ts=None
             )
         except CannotPost as err:
             if not request.response_url:
@@ -291,6 +417,7 @@ class Engine:
         except Exception as err:
             logger.exception("internal error (request %s)", job.request.id)
             await self._report(job, WARNING_PREFIX + user_message(err, job.request.id))
+            self._react(job.request, add=self.settings.reaction_failed, remove=self.settings.reaction_working)
 
     async def _report(self, job: Job, text: str) -> None:
         request = job.request
@@ -333,14 +460,45 @@ class Engine:
             prefix="\n\n".join(prefix + notes),
             final_deadline=self.settings.final_edit_deadline_seconds,
             request_id=request.id,
+            stop_button=True,
             shown_text="" if job.resumed else self._shown.pop(job.id, None),
         )
         if job.resumed:
             streamer.set_status(RESUMING_TEXT)
-        async with streamer:
-            note = await self._generate(prompt, streamer, request)
-            await streamer.finish(note)
+        await self.store.remember_request(request_id=request.id, data=request.to_dict())
+        stopped = asyncio.Event()
+        self._live[request.id] = (request, stopped)
+        try:
+            async with streamer:
+                note, failed = await self._generate_or_stop(prompt, streamer, request, stopped)
+                await streamer.finish(note, button="retry" if failed else None)
+        finally:
+            self._live.pop(request.id, None)
+            self._stopped_by.pop(request.id, None)
         await self._remember(job, question, streamer.text)
+        done = self.settings.reaction_failed if failed else self.settings.reaction_done
+        self._react(request, add=done, remove=self.settings.reaction_working)
+
+    async def _generate_or_stop(
+        self, prompt: Prompt, streamer: Streamer, request: Request, stopped: asyncio.Event
+    ) -> tuple[str | None, bool]:
+        """Generate, unless the Stop button is pressed first: then cancel the generation at once and
+        keep what was written. Returns (note for the user, whether the answer failed)."""
+        generation = asyncio.create_task(
+            self._generate(prompt, streamer, request), name=f"generate-{request.id}"
+        )
+        stop = asyncio.create_task(stopped.wait(), name=f"stop-{request.id}")
+        try:
+            await asyncio.wait({generation, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if generation.done():
+            note = generation.result()
+            return note, note is not None and not note.startswith(STOPPED_PREFIX)
+        generation.cancel()
+        await asyncio.gather(generation, return_exceptions=True)
+        who = self._stopped_by.get(request.id)
+        return f"{STOPPED_PREFIX} by <@{who}>._" if who else f"{STOPPED_PREFIX}._", False
 
     async def _generate(self, prompt: Prompt, streamer: Streamer, request: Request) -> str | None:
         """Stream the answer into ``streamer``; returns a note for the user when it failed."""

@@ -88,11 +88,15 @@ class ModelTimeout(ModelError):
 class SlackError(ThreadlineError):
     """A Slack Web API call failed with ``error`` (Slack's error code)."""
 
-    def __init__(self, method: str, error: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, method: str, error: str, *, retry_after: float | None = None, transient: bool = False
+    ) -> None:
         super().__init__(f"{method}: {error}")
         self.method = method
         self.error = error
         self.retry_after = retry_after
+        # A server error or a lost connection: the call may or may not have taken effect.
+        self.transient = transient
 
 
 class CannotPost(SlackError):

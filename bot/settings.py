@@ -7,6 +7,7 @@ naming the variable and the fix; ``python -m bot`` prints that one line and exit
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,22 @@ class _Reader:
             raise ConfigError(name, f"must be at least {minimum}, got {raw!r}")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+    def emoji(self, name: str, default: str) -> str:
+        raw = (self.text(name, default) or default).strip(":")
+        if not re.fullmatch(r"[a-z0-9_+'-]+", raw):
+            raise ConfigError(name, f"must be an emoji name like {default!r} (no colons needed), got {raw!r}")
+        return raw
+
     def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str | None:
         raw = self.text(name, default)
         if raw is None:
@@ -132,6 +149,10 @@ class Settings:
     max_queue_per_channel: int = 20
     lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 20.0
+    status_reactions: bool = True
+    reaction_working: str = "eyes"
+    reaction_done: str = "white_check_mark"
+    reaction_failed: str = "warning"
     redis_url: str | None = None
     port: int = 3000
     log_level: str = "INFO"
@@ -201,6 +222,10 @@ class Settings:
             max_queue_per_channel=r.integer("BOT_MAX_QUEUE_PER_CHANNEL", 20),
             lease_seconds=r.number("BOT_LEASE_SECONDS", 30.0),
             shutdown_grace_seconds=r.number("BOT_SHUTDOWN_GRACE_SECONDS", 20.0),
+            status_reactions=r.flag("BOT_STATUS_REACTIONS", True),
+            reaction_working=r.emoji("BOT_REACTION_WORKING", "eyes"),
+            reaction_done=r.emoji("BOT_REACTION_DONE", "white_check_mark"),
+            reaction_failed=r.emoji("BOT_REACTION_FAILED", "warning"),
             redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
             port=r.integer("PORT", 3000, minimum=0),
             log_level=log_level,

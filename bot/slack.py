@@ -1,10 +1,13 @@
 """The Slack Web API boundary: every call the engine makes to Slack goes through ``SlackGateway``.
 
 - One long-lived pair of clients, sharing one aiohttp session (never a new client per call).
-- Idempotent calls (``chat.update``, reactions, reads) carry slack_sdk's connection-error and
-  server-error retry handlers. ``chat.postMessage`` carries none: a retry after a lost response could
-  post twice. No client carries the rate-limit handler: the edit budget owns 429s of edits (one retry
-  layer per call).
+- ``chat.update`` (idempotent) carries slack_sdk's connection-error and server-error retry handlers,
+  not the rate-limit one: the edit budget owns its 429s (one retry layer per call).
+- Other idempotent calls (reactions, reads, ephemerals, deletes) carry all three handlers, the
+  rate-limit one included.
+- ``chat.postMessage`` carries none: a retry after a lost response could post twice. The engine
+  retries a placeholder post itself after checking the thread for it (``find_posted``): every post
+  carries message metadata naming the request.
 - Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``.
 - ``SlackApiError`` is translated here, once, into ``bot.errors.SlackError``/``CannotPost``.
 """
@@ -19,6 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -33,6 +37,7 @@ CANNOT_POST_ERRORS = frozenset(
 )
 
 T = TypeVar("T")
+METADATA_EVENT = "threadline_answer"
 
 
 def _retry_after(err: SlackApiError) -> float | None:
@@ -52,7 +57,9 @@ def translate(method: str, err: SlackApiError) -> SlackError:
     code = data.get("error") if isinstance(data, dict) else None
     code = code or ("ratelimited" if status == 429 else f"http_{status}")
     cls = CannotPost if code in CANNOT_POST_ERRORS else SlackError
-    return cls(method, code, retry_after=_retry_after(err) if status == 429 else None)
+    return cls(
+        method, code, retry_after=_retry_after(err) if status == 429 else None, transient=status >= 500
+    )
 
 
 class SlackGateway:
@@ -73,6 +80,17 @@ class SlackGateway:
         self._post_client = AsyncWebClient(
             token=token, base_url=base_url, timeout=timeout, session=self._session, retry_handlers=[]
         )
+        self._aux_client = AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            session=self._session,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            ],
+        )
 
     async def close(self) -> None:
         await self._session.close()
@@ -82,6 +100,8 @@ class SlackGateway:
             response = await call()
         except SlackApiError as err:
             raise translate(method, err) from None
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise SlackError(method, f"connection error ({type(err).__name__})", transient=True) from None
         data = response.data
         return data if isinstance(data, dict) else {}
 
@@ -92,8 +112,17 @@ class SlackGateway:
         text: str,
         thread_ts: str | None = None,
         blocks: list[dict[str, Any]] | None = None,
+        request_id: str | None = None,
+        piece: int = 0,
     ) -> str:
-        """Post a message (in a thread when ``thread_ts``); returns its ts."""
+        """Post a message (in a thread when ``thread_ts``); returns its ts. ``request_id``/``piece``
+        go into the message's metadata, so a post whose response was lost can be found again."""
+        metadata = None
+        if request_id is not None:
+            metadata = {
+                "event_type": METADATA_EVENT,
+                "event_payload": {"request_id": request_id, "piece": piece},
+            }
         data = await self._call(
             "chat.postMessage",
             lambda: self._post_client.chat_postMessage(
@@ -101,12 +130,34 @@ class SlackGateway:
                 text=text,
                 thread_ts=thread_ts,
                 blocks=blocks,
+                metadata=metadata,
                 parse="none",
                 unfurl_links=False,
                 unfurl_media=False,
             ),
         )
         return str(data["ts"])
+
+    async def find_posted(
+        self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0
+    ) -> str | None:
+        """The ts of a message this bot posted for (request_id, piece) in a thread, if any."""
+        data = await self._call(
+            "conversations.replies",
+            lambda: self._aux_client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+            ),
+        )
+        for message in data.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and payload.get("request_id") == request_id
+                and int(payload.get("piece", 0)) == piece
+            ):
+                return str(message["ts"])
+        return None
 
     async def update_message(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
@@ -125,14 +176,40 @@ class SlackGateway:
         )
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
-        await self._call("chat.delete", lambda: self.client.chat_delete(channel=channel, ts=ts))
+        await self._call("chat.delete", lambda: self._aux_client.chat_delete(channel=channel, ts=ts))
+
+    async def add_reaction(self, *, channel: str, ts: str, name: str) -> None:
+        try:
+            await self._call(
+                "reactions.add",
+                lambda: self._aux_client.reactions_add(channel=channel, timestamp=ts, name=name),
+            )
+        except SlackError as err:
+            if err.error != "already_reacted":
+                raise
+
+    async def remove_reaction(self, *, channel: str, ts: str, name: str) -> None:
+        try:
+            await self._call(
+                "reactions.remove",
+                lambda: self._aux_client.reactions_remove(channel=channel, timestamp=ts, name=name),
+            )
+        except SlackError as err:
+            if err.error != "no_reaction":
+                raise
+
+    async def is_admin(self, *, user: str) -> bool:
+        """True for a workspace admin or owner (``users.info``)."""
+        data = await self._call("users.info", lambda: self._aux_client.users_info(user=user))
+        info = data.get("user") or {}
+        return bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
 
     async def post_ephemeral(
         self, *, channel: str, user: str, text: str, thread_ts: str | None = None
     ) -> None:
         await self._call(
             "chat.postEphemeral",
-            lambda: self._post_client.chat_postEphemeral(
+            lambda: self._aux_client.chat_postEphemeral(
                 channel=channel, user=user, text=text, thread_ts=thread_ts, parse="none"
             ),
         )
@@ -143,7 +220,7 @@ class SlackGateway:
         """The messages of a thread (root first), for a thread the conversation store never saw."""
         data = await self._call(
             "conversations.replies",
-            lambda: self.client.conversations_replies(channel=channel, ts=thread_ts, limit=limit),
+            lambda: self._aux_client.conversations_replies(channel=channel, ts=thread_ts, limit=limit),
         )
         messages = data.get("messages") or []
         return [m for m in messages if isinstance(m, dict)]

@@ -24,7 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
+from bot.blocks import Button, answer_blocks, blocks_key
 from bot.constants import MESSAGE_LIMIT, THINKING_TEXT
 from bot.errors import SlackError
 from bot.ratelimit.base import EditBudget, Priority
@@ -52,6 +54,7 @@ class Streamer:
         limit: int = MESSAGE_LIMIT,
         final_deadline: float = 120.0,
         request_id: str = "",
+        stop_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._gateway = gateway
@@ -66,6 +69,7 @@ class Streamer:
         self._limit = limit
         self._final_deadline = final_deadline
         self._request_id = request_id
+        self._stop_button = stop_button
         self._clock = clock
 
         self._raw = ""
@@ -74,6 +78,8 @@ class Streamer:
         self.ts: list[str] = [placeholder_ts]
         # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
         self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
+        self._sent_blocks: list[str] = [""]
+        self._final_button: Button | None = None
         self._shown_words = False
         self._last_cycle = float("-inf")
         self._changed = asyncio.Event()
@@ -115,6 +121,22 @@ class Streamer:
             parts.append(self._placeholder)
         return split_message("\n\n".join(parts), limit=self._limit)
 
+    def _blocks(self, index: int, pieces: list[str], *, final: bool) -> list[dict[str, Any]] | None:
+        """The blocks of message ``index``: only the last message has a button (Stop while the answer
+        streams, the final button after), and a message with a button carries its text in blocks."""
+        if index != len(pieces) - 1:
+            return None
+        button: Button | None = self._final_button if final else ("stop" if self._stop_button else None)
+        if button is None:
+            return None
+        return answer_blocks(pieces[index], button=button, request_id=self._request_id)
+
+    def _differs(self, index: int, pieces: list[str], *, final: bool) -> bool:
+        if index >= len(self.ts) or index >= len(pieces):
+            return True
+        blocks = blocks_key(self._blocks(index, pieces, final=final))
+        return self.sent[index] != pieces[index] or self._sent_blocks[index] != blocks
+
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Streamer:
         self._task = asyncio.create_task(self._run(), name=f"streamer-{self._request_id}")
@@ -128,10 +150,12 @@ class Streamer:
             return
         await self.finish()
 
-    async def finish(self, note: str | None = None) -> None:
-        """Send the final text (with ``note`` under it, if any) and wait until it is in Slack."""
+    async def finish(self, note: str | None = None, *, button: Button | None = None) -> None:
+        """Send the final text (with ``note`` under it, and ``button`` on the last message, if any)
+        and wait until it is in Slack."""
         if note is not None:
             self._note = note
+        self._final_button = button
         self._closing.set()
         self._changed.set()
         if self._task is not None:
@@ -192,15 +216,14 @@ class Streamer:
                 (
                     i
                     for i in range(max(len(pieces), len(self.ts)))
-                    if i not in edited
-                    and (i >= len(self.ts) or i >= len(pieces) or self.sent[i] != pieces[i])
+                    if i not in edited and self._differs(i, pieces, final=final)
                 ),
                 None,
             )
             if todo is None:
                 return not final or len(pieces) >= len(self.ts)
             if todo >= len(self.ts):
-                await self._post_continuation(pieces[todo])
+                await self._post_continuation(todo, pieces[todo], self._blocks(todo, pieces, final=final))
                 continue
             if todo >= len(pieces):
                 # A replaced (retried) answer became shorter: remove its leftover messages.
@@ -221,7 +244,8 @@ class Streamer:
             newest = self.render_pieces(final=final)  # the text may have grown while we waited
             if todo >= len(newest):
                 continue
-            ok = await self._edit(todo, newest[todo], final=final or settled, deadline=deadline)
+            blocks = self._blocks(todo, newest, final=final)
+            ok = await self._edit(todo, newest[todo], blocks, final=final or settled, deadline=deadline)
             if not final:
                 edited.add(todo)
             if ok:
@@ -231,9 +255,13 @@ class Streamer:
                 await asyncio.sleep(backoff)  # backoff between retries of a final edit
                 backoff = min(backoff * 2, 8.0)
 
-    async def _edit(self, index: int, text: str, *, final: bool, deadline: float) -> bool:
+    async def _edit(
+        self, index: int, text: str, blocks: list[dict[str, Any]] | None, *, final: bool, deadline: float
+    ) -> bool:
         try:
-            await self._gateway.update_message(channel=self._channel, ts=self.ts[index], text=text)
+            await self._gateway.update_message(
+                channel=self._channel, ts=self.ts[index], text=text, blocks=blocks
+            )
         except SlackError as err:
             if err.retry_after is not None:
                 logger.warning("chat.update rate limited; pausing edits for %.1fs", err.retry_after)
@@ -244,20 +272,37 @@ class Streamer:
                 # The message is gone, or Slack would not take the final edit in time: post the
                 # text as a new message so the answer is never lost.
                 self.ts[index] = await self._gateway.post_message(
-                    channel=self._channel, text=text, thread_ts=self._thread_ts
+                    channel=self._channel,
+                    text=text,
+                    thread_ts=self._thread_ts,
+                    blocks=blocks,
+                    request_id=self._request_id,
+                    piece=index,
                 )
-                self.sent[index] = text
+                self._record(index, text, blocks)
                 return True
             return False
         self.edits += 1
-        self.sent[index] = text
+        self._record(index, text, blocks)
         return True
 
-    async def _post_continuation(self, text: str) -> None:
+    def _record(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        while len(self.sent) <= index:
+            self.sent.append("")
+            self._sent_blocks.append("")
+        self.sent[index] = text
+        self._sent_blocks[index] = blocks_key(blocks)
+
+    async def _post_continuation(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> None:
         while True:
             try:
                 ts = await self._gateway.post_message(
-                    channel=self._channel, text=text, thread_ts=self._thread_ts
+                    channel=self._channel,
+                    text=text,
+                    thread_ts=self._thread_ts,
+                    blocks=blocks,
+                    request_id=self._request_id,
+                    piece=index,
                 )
             except SlackError as err:
                 if err.retry_after is None:
@@ -265,7 +310,7 @@ class Streamer:
                 await asyncio.sleep(err.retry_after)  # honouring Retry-After, not polling
                 continue
             self.ts.append(ts)
-            self.sent.append(text)
+            self._record(index, text, blocks)
             return
 
     async def _delete_leftovers(self, keep: int) -> None:
@@ -276,3 +321,4 @@ class Streamer:
                 logger.warning("could not delete a leftover message: %s", err.error)
         del self.ts[keep:]
         del self.sent[keep:]
+        del self._sent_blocks[keep:]

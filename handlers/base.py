@@ -19,6 +19,16 @@ class Intake(Protocol):
         """Answer an empty question with a short help text."""
         ...
 
+    async def stop(self, *, request_id: str, user: str, channel: str) -> None:
+        """The Stop button was pressed by ``user``."""
+        ...
+
+    async def retry(
+        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+    ) -> None:
+        """The Retry button was pressed on the message ``message_ts`` (whose blocks are ``blocks``)."""
+        ...
+
 
 def team_id_of(context: AsyncBoltContext, body: Mapping[str, Any]) -> str:
     return str(context.team_id or body.get("team_id") or context.enterprise_id or "")

@@ -220,6 +220,7 @@ class FakeSlack:
             "groups:history",
             "im:history",
             "reactions:write",
+            "users:read",
         ),
         team_domain: str = "fake-team",
         verification_token: str = "fake-verification-token",
@@ -275,15 +276,25 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+    def _add_routes(self, app: web.Application) -> None:
+        """The Web API, response URLs and Socket Mode. Subclasses may add routes."""
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{key}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+
+    async def start(self, port: int = 0) -> None:
+        """Serve on ``port`` of ``host`` (0: a free port). Raises ``OSError`` when the port is taken."""
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        self._add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
+        site = web.TCPSite(self._runner, self.host, port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self._port = self._runner.addresses[0][1]
         self._session = aiohttp.ClientSession()
 
@@ -472,7 +483,7 @@ class FakeSlack:
         self._change.set()
         self._change = asyncio.Event()
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` is true; re-checked each time the fake serves something."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -853,6 +864,10 @@ class FakeSlack:
         out = [
             m.to_api(reply_count=replies if m.ts == root else None, parent_user_id=parent_user) for m in page
         ]
+        if _as_bool(args.get("include_all_metadata")):  # Slack returns message metadata only when asked
+            for message, data in zip(page, out, strict=True):
+                if message.args.get("metadata"):
+                    data["metadata"] = message.args["metadata"]
         has_more = offset + limit < len(thread)
         return {
             "ok": True,
@@ -1215,7 +1230,7 @@ class FakeSlack:
         accepts_response_payload: bool = False,
         retry_attempt: int | None = None,
         retry_reason: str | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> str:
         """Send an envelope over the newest Socket Mode connection (waiting for one); returns envelope_id.
 
@@ -1280,7 +1295,7 @@ class FakeSlack:
             accepts_response_payload=payload.get("type") == "view_submission",
         )
 
-    async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> JSONDict:  # noqa: ASYNC109
+    async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> JSONDict:
         """The client's ack for ``envelope_id`` (``{"envelope_id": ..., "payload": ...?}``)."""
         await self.wait_for(lambda: envelope_id in self.acks, timeout)
         return self.acks[envelope_id]

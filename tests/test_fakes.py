@@ -117,8 +117,9 @@ async def test_bad_token_and_missing_scope(slack: FakeSlack) -> None:
         await bad.auth_test()
     assert err.value.response["error"] == "invalid_auth"
     good = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    slack.scopes.remove("users:read")
     with pytest.raises(SlackApiError) as err:
-        await good.users_info(user="U_ALICE")  # users:read is not among the default scopes
+        await good.users_info(user="U_ALICE")
     assert err.value.response["error"] == "missing_scope" and err.value.response["needed"] == "users:read"
 
 

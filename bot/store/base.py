@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.context import Turn
+from bot.errors import ThreadlineError
+
+
+class StoreUnavailable(ThreadlineError):
+    """The store's backend cannot be reached (Redis down)."""
 
 
 class ConversationStore(Protocol):
@@ -16,6 +21,14 @@ class ConversationStore(Protocol):
 
     async def append_turns(self, *, team_id: str, channel: str, thread_ts: str, turns: list[Turn]) -> None:
         """Add turns at the end of the thread's conversation (creating it) and refresh its TTL."""
+        ...
+
+    async def remember_request(self, *, request_id: str, data: dict[str, Any]) -> None:
+        """Keep a request (for its Retry button) for the store's TTL."""
+        ...
+
+    async def recall_request(self, *, request_id: str) -> dict[str, Any] | None:
+        """A request kept by ``remember_request``; ``None`` if unknown or expired."""
         ...
 
 

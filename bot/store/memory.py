@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from bot.context import Turn
 
@@ -19,6 +21,7 @@ class MemoryConversationStore:
         self._max_threads = max_threads
         self._clock = clock
         self._threads: OrderedDict[tuple[str, str, str], tuple[float, list[Turn]]] = OrderedDict()
+        self._requests: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     async def get_turns(self, *, team_id: str, channel: str, thread_ts: str) -> list[Turn] | None:
         key = (team_id, channel, thread_ts)
@@ -38,6 +41,19 @@ class MemoryConversationStore:
         self._threads.move_to_end(key)
         while len(self._threads) > self._max_threads:
             self._threads.popitem(last=False)
+
+    async def remember_request(self, *, request_id: str, data: dict[str, Any]) -> None:
+        self._requests[request_id] = (self._clock() + self._ttl, json.dumps(data))
+        self._requests.move_to_end(request_id)
+        while len(self._requests) > self._max_threads:
+            self._requests.popitem(last=False)
+
+    async def recall_request(self, *, request_id: str) -> dict[str, Any] | None:
+        entry = self._requests.get(request_id)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        data: dict[str, Any] = json.loads(entry[1])
+        return data
 
 
 class MemoryDeduplicator:
