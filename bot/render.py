@@ -14,7 +14,8 @@ Design
   backticks, so it can neither open nor close a Slack code block. An unclosed fence at the end (a
   partial, streaming answer) is closed.
 - **Blocks** are recognised line by line: fenced code, ATX headings (→ a bold line), horizontal
-  rules (→ ``──────────``), blockquotes (all ``>`` levels fold into one, Slack has no nesting),
+  rules (→ ``──────────``), blockquotes (all ``>`` levels fold into one, Slack has no nesting; a
+  code block or table inside a quote is shown unquoted, so every fence is a whole line),
   bullet lists (→ ``•``/``◦``/``▪``, 4 spaces per nesting level), ordered lists (kept, re-indented
   when nested), GFM task items (→ ``☐``/``☑``) and GFM tables (→ a code block with aligned columns).
   Everything else is a paragraph line whose leading whitespace is kept.
@@ -83,8 +84,8 @@ def escape(text: str) -> str:
 def close_open_fence(mrkdwn: str) -> str:
     """Close a code block left open at the end.
 
-    A fence is a line that starts with `````; if their number is odd, a closing fence line is
-    appended (``"\\n```"``, or just ``"```"`` when the text already ends with a newline).
+    A fence is a line that starts with three backticks; if their number is odd, a closing fence
+    line is appended (``"\\n```"``, or just ``"```"`` when the text already ends with a newline).
     """
     if len(_FENCE_LINE.findall(mrkdwn)) % 2 == 0:
         return mrkdwn
@@ -94,7 +95,7 @@ def close_open_fence(mrkdwn: str) -> str:
 def to_mrkdwn(markdown: str) -> str:
     """Render model Markdown (possibly a partial, streaming answer) as Slack mrkdwn."""
     lines = markdown.replace("\r\n", "\n").split("\n")
-    return close_open_fence("\n".join(_render_lines(lines)))
+    return close_open_fence("\n".join(text for text, _ in _render_lines(lines)))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -148,12 +149,12 @@ def _display_width(text: str) -> int:
 
 
 # -- blocks ----------------------------------------------------------------------------------
-def _render_lines(lines: list[str]) -> list[str]:
-    """Render a list of Markdown lines into mrkdwn lines.
+def _render_lines(lines: list[str]) -> list[tuple[str, bool]]:
+    """Render a list of Markdown lines into mrkdwn lines, each with whether it is code.
 
     Fence lines in the result are exactly ```````; every other line has its backtick runs broken.
     """
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     list_stack: list[int] = []  # indentation widths of the open list levels
     i = 0
     n = len(lines)
@@ -166,7 +167,7 @@ def _render_lines(lines: list[str]) -> list[str]:
             continue
 
         if not line.strip():
-            out.append("")
+            out.append(("", False))
             i += 1
             continue
 
@@ -174,13 +175,13 @@ def _render_lines(lines: list[str]) -> list[str]:
         if heading:
             list_stack.clear()
             text = _inline(heading.group("text") or "", bold_ok=False).strip()
-            out.append(_break_backticks(f"*{text}*") if text else "")
+            out.append((_break_backticks(f"*{text}*") if text else "", False))
             i += 1
             continue
 
         if _HR.match(line):
             list_stack.clear()
-            out.append(HR)
+            out.append((HR, False))
             i += 1
             continue
 
@@ -191,7 +192,9 @@ def _render_lines(lines: list[str]) -> list[str]:
             while i < n and (quote := _QUOTE.match(lines[i])):
                 inner.append(lines[i][quote.end() :])
                 i += 1
-            out.extend(f"> {q}" if q else ">" for q in _render_lines(inner))
+            # A code block (or table) in a quote is shown unquoted: its fences stay at line starts.
+            for text, code in _render_lines(inner):
+                out.append((text, True) if code else (f"> {text}" if text else ">", False))
             continue
 
         item = _BULLET.match(line) or _ORDERED.match(line)
@@ -207,7 +210,7 @@ def _render_lines(lines: list[str]) -> list[str]:
                     marker = "☐" if task.group("mark") == " " else "☑"
                     rest = task.group("rest") or ""
             body = _inline(rest)
-            out.append(_break_backticks(" " * (4 * level) + marker + (" " + body if body else "")))
+            out.append((_break_backticks(" " * (4 * level) + marker + (" " + body if body else "")), False))
             i += 1
             continue
 
@@ -215,23 +218,23 @@ def _render_lines(lines: list[str]) -> list[str]:
             table_end = _table_end(lines, i)
             if table_end is not None:
                 list_stack.clear()
-                out.extend(_render_table(lines[i:table_end]))
+                out.extend((text, True) for text in _render_table(lines[i:table_end]))
                 i = table_end
                 continue
 
         if line[:1] not in (" ", "\t"):
             list_stack.clear()
-        out.append(_break_backticks(_inline(line)))
+        out.append((_break_backticks(_inline(line)), False))
         i += 1
     return out
 
 
-def _render_fence(lines: list[str], start: int, opener: re.Match[str], out: list[str]) -> int:
+def _render_fence(lines: list[str], start: int, opener: re.Match[str], out: list[tuple[str, bool]]) -> int:
     """Render the fenced code block opened at ``lines[start]``; return the index after it."""
     char = opener.group("fence")[0]
     length = len(opener.group("fence"))
     indent = _indent_width(opener.group("indent"))
-    out.append(FENCE)
+    out.append((FENCE, True))
     i = start + 1
     while i < len(lines):
         close = _FENCE_CLOSE.match(lines[i])
@@ -242,9 +245,9 @@ def _render_fence(lines: list[str], start: int, opener: re.Match[str], out: list
         strip = 0
         while strip < len(content) and strip < indent and content[strip] == " ":
             strip += 1
-        out.append(_break_backticks(escape(content[strip:])))
+        out.append((_break_backticks(escape(content[strip:])), True))
         i += 1
-    out.append(FENCE)  # also closes a fence left open by a partial answer
+    out.append((FENCE, True))  # also closes a fence left open by a partial answer
     return i
 
 
@@ -495,7 +498,7 @@ class _Inline:
         if "://" not in url or url.endswith("://"):
             self.pending.append(text[i])
             return i + 1
-        self._emit(escape(url))
+        self._emit(escape(url) if self.mode == "slack" else url)
         return i + len(url)
 
     def _autolink(self, i: int) -> int:

@@ -20,33 +20,45 @@ needs at most about twice the minimum number of messages, and no piece is tiny).
 applies when the last half has no usable boundary (a long code line, a very long word or URL):
 then a shorter piece is better than cutting through a code line or a word.
 
-A cut is *allowed* when it is not inside an entity (``&amp;``, ``&lt;``, ``&gt;``; checked
-conservatively: never right after ``&``, ``&a``, ``&am``, ``&amp``, ``&l``, ``&lt``, ``&g``,
-``&gt``), not inside a ``<...>`` link (an unclosed ``<`` on the same line) and not right before a
-backtick unless at the start of a line (so a piece never starts with ````````` in the middle of a
-line, and a backtick run is never cut). If no position of the window is allowed, the link rule is
-dropped, then the backtick rule (this needs a window full of backticks); an entity is never cut.
+A cut is *allowed* when it is
+
+- not inside an entity (``&amp;``, ``&lt;``, ``&gt;``; checked conservatively, looking back only:
+  never right after ``&``, ``&a``, ``&am``, ``&amp``, ``&l``, ``&lt``, ``&g`` or ``&gt``);
+- not inside a ``<...>`` link (an unclosed ``<`` earlier on the same line in this piece);
+- not right before a backtick, unless at the start of a line: a backtick run is never cut, and a
+  piece never starts with three backticks that were not at the start of a line;
+- inside a code block, not right before its closing fence and not before the block has content
+  in this piece (either would leave an empty code block).
+
+If no position of the window is allowed, the link and code-block rules are dropped, then the
+backtick rule (only a window full of backticks or entity-like ``&`` runs gets there), then the
+entity check becomes exact; an entity is never cut, and neither is the seam described below.
 
 Fences
 ------
-A *fence line* is a line that starts with ```````; a fence toggles the code state once its three
-backticks are in the text. When a cut falls inside a code block, the piece gets ``"\\n```"``
-appended and the next piece starts with ``"```\\n"``, so every piece renders on its own (pieces
-are fence-balanced, except the last one if the whole text ends inside a code block).
-No marker is recorded in-band: ``join_pieces`` re-derives the code state from the text it has
-rebuilt so far, strips ``"```\\n"`` from a piece that starts inside a code block, and strips a
-trailing ``"\\n```"`` when the text is inside a code block right before it *and* the next piece
-starts with ``"```\\n"``. That is unambiguous: without a marker, the original text would have
-``````` right before the cut and ````` right after it, a cut inside a backtick run, which the
-backtick rule forbids (and the fallback never needs: the line start three characters earlier is
-always allowed).
+A *fence line* is a line that starts with three backticks (the renderer's fences are exactly
+that, and it never lets three backticks appear anywhere else). A fence toggles the code state
+once its three backticks are in the text. When a cut falls inside a code block, the piece gets
+``CLOSE_MARKER = "\\n```"`` appended and the next piece starts with ``OPEN_MARKER = "```\\n"``,
+so each piece renders on its own: every piece is fence-balanced, except the last one when the
+whole text ends inside a code block (``render.to_mrkdwn`` never does).
+
+Nothing is recorded in-band: ``join_pieces`` re-derives the code state from the text it has
+rebuilt so far. It strips ``OPEN_MARKER`` from a piece that starts inside a code block, and strips
+a trailing ``CLOSE_MARKER`` when the text is inside a code block right before it *and* the next
+piece starts with ``OPEN_MARKER``. Without an added marker, that would mean the original text had
+a fence line ending at the cut (``"\\n```"`` before it) and three more backticks right after it:
+a cut between two backticks right after a fence line. No cut is ever made there (a rule that no
+fallback drops; a window always has other cuts).
 
 Prefix stability
 ----------------
-Every decision for a piece that is not the last one reads only the characters up to and including
-the window end ``W`` (the text is longer than ``W`` there, else it would be the last piece), and
-only backwards from a candidate cut except for the one character at the cut. So if ``t`` splits
-into k >= 2 pieces, ``t + s`` starts with the same k - 1 pieces.
+Every decision for a piece that is not the last one reads only characters up to and including the
+window end ``W`` (the text is longer than ``W`` there, else it would be the last piece): the rules
+look back from a candidate cut, plus at most 3 characters after it that are still inside the
+window (the cut's own character; a closing fence right after a cut inside code, where the cut is
+at most ``W - 4``; real entities in the last fallback, which stops at ``W - 3``). So if ``t``
+splits into k >= 2 pieces, ``t + s`` starts with the same k - 1 pieces.
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ _MARK = len(OPEN_MARKER)
 _FENCE_LINE = re.compile(r"^```", re.MULTILINE)
 _ENTITY_PREFIXES = frozenset({"&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"})
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
+_NON_SPACE = re.compile(r"\S")
 
 
 def split_message(text: str, *, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -111,6 +124,11 @@ class _Cutter:
     def backtick_ok(self, c: int) -> bool:
         return self.text[c] != "`" or self.text[c - 1] == "\n"
 
+    def seam_ok(self, c: int) -> bool:
+        """Not right after a fence line (``"\\n```"``) with a backtick next: ``join_pieces`` could
+        not tell that from an added ``CLOSE_MARKER``. Implied by ``backtick_ok``; never dropped."""
+        return self.text[c] != "`" or self.text[c - 4 : c] != "\n```"
+
     def link_start(self, c: int) -> int:
         """The start of the ``<...>`` link that ``c`` would cut, or -1."""
         text = self.text
@@ -119,25 +137,35 @@ class _Cutter:
             return -1
         return lt
 
-    def code_ok(self, c: int) -> bool:
-        """Inside a code block, don't cut before its first line or right before its closing fence."""
+    def code_skip(self, c: int) -> int:
+        """-1 if ``c`` is a fine cut for code, else the largest cut worth trying instead.
+
+        Inside a code block, don't cut right before its closing fence (the next piece would be an
+        empty block) nor before this piece has any of the block's content (this piece would end
+        with an empty block): then no cut between the fence line and ``c`` is better, so jump
+        to the start of the fence line.
+        """
         k = bisect.bisect_right(self.toggles, c)
         if k % 2 == 0:
-            return True
+            return -1
         text = self.text
-        if text[c - 1] == "\n" and text.startswith("```", c):  # c + 3 <= end: fits() holds
-            return False
-        nl = text.find("\n", self.toggles[k - 1], c)
-        return nl >= 0 and not text[nl:c].isspace()
+        if text[c - 1] == "\n" and text.startswith("```", c):  # c + 3 <= end since fits(c)
+            return c - 1
+        toggle = self.toggles[k - 1]
+        nl = text.find("\n", toggle, c)
+        if nl < 0 or _NON_SPACE.search(text, max(nl, self.start), c) is None:
+            return toggle - 3
+        return -1
 
-    def ok(self, c: int) -> bool:
-        return (
-            self.fits(c)
-            and self.entity_ok(c)
-            and self.backtick_ok(c)
-            and self.link_start(c) < 0
-            and self.code_ok(c)
-        )
+    def next_candidate(self, c: int) -> int:
+        """``c`` if it is an allowed cut, else the largest smaller cut worth trying."""
+        if not (self.fits(c) and self.entity_ok(c) and self.backtick_ok(c)):
+            return c - 1
+        link = self.link_start(c)
+        if link >= 0:
+            return link  # skip the whole link, not each character of it
+        skip = self.code_skip(c)
+        return c if skip < 0 else skip
 
     def after(self, sep: str, lo: int, *, in_code: bool = True) -> int | None:
         """The last allowed cut right after ``sep`` with ``lo <= cut <= end``.
@@ -153,22 +181,20 @@ class _Cutter:
             c = j + len(sep)
             k = bisect.bisect_right(self.toggles, c)
             if not in_code and k % 2 == 1:
-                hi = min(j + len(sep) - 1, self.toggles[k - 1] - 3)  # jump before the fence line
+                hi = min(c - 1, self.toggles[k - 1] - 3)  # jump before the fence line
                 continue
-            if self.ok(c):
+            nxt = self.next_candidate(c)
+            if nxt == c:
                 return c
-            link = self.link_start(c)  # skip the whole link, not each space of its label
-            hi = j + len(sep) - 1 if link < 0 else min(j + len(sep) - 1, link)
+            hi = min(c - 1, nxt)  # the next cut c' = j' + len(sep) must be <= nxt
 
     def hard(self) -> int | None:
         c = self.end
         while c > self.start:
-            if self.ok(c):
+            nxt = self.next_candidate(c)
+            if nxt == c:
                 return c
-            link = self.link_start(c)
-            if link == self.start:
-                return None  # the window is one link: no cut outside it
-            c = link if link > self.start else c - 1
+            c = nxt
         return None
 
     def fallback(self) -> int:
@@ -176,15 +202,19 @@ class _Cutter:
             if self.fits(c) and self.entity_ok(c) and self.backtick_ok(c):
                 return c
         for c in range(self.end, self.start, -1):  # drop the backtick rule
-            if self.fits(c) and self.entity_ok(c):
+            if self.fits(c) and self.entity_ok(c) and self.seam_ok(c):
                 return c
         # Only conservative entity checks failed (text like "&l&l&l"): check real entities,
         # which needs up to 3 characters after the cut, so stay 3 before the window end.
         for c in range(self.end - 3, self.start, -1):
-            if self.fits(c) and not any(
-                self.text.startswith(e, p) and p + len(e) > c
-                for p in range(max(self.start, c - 4), c)
-                for e in _ENTITIES
+            if (
+                self.fits(c)
+                and self.seam_ok(c)
+                and not any(
+                    self.text.startswith(e, p) and p + len(e) > c
+                    for p in range(max(self.start, c - 4), c)
+                    for e in _ENTITIES
+                )
             ):
                 return c
         raise AssertionError("unreachable: limit >= MIN_LIMIT leaves an allowed cut")  # pragma: no cover

@@ -42,7 +42,7 @@ def assert_safe(out: str) -> None:
     fences = fence_lines(out)
     assert len(fences) % 2 == 0, out
     assert all(line == "```" for line in fences), out
-    assert out.count("```") % 2 == 0, out
+    assert out.count("```") == len(fences), out  # ``` only ever appears as a whole fence line
 
 
 # -- escape ----------------------------------------------------------------------------------
@@ -377,6 +377,10 @@ def test_close_open_fence(mrkdwn: str, expected: str) -> None:
             "```\na | b | c\n------+--\nx     | y\n```",
         ),
         (
+            "| see https://x.y/?a=1&b=2 |\n|---|",
+            "```\nsee https://x.y/?a=1&amp;b=2\n" + "-" * 24 + "\n```",  # width of the unescaped text
+        ),
+        (
             "| x < y | & |\n|---|---|",
             "```\nx &lt; y | &amp;\n------+--\n```",
         ),
@@ -429,7 +433,9 @@ def test_not_tables(markdown: str) -> None:
         ("> # Title", "> *Title*"),
         ("> <!here>", "> &lt;!here&gt;"),
         ("> a > b", "> a &gt; b"),
-        ("> ```\n> code\n> ```", "> ```\n> code\n> ```"),
+        ("> ```\n> code\n> ```", "```\ncode\n```"),  # a code block is shown unquoted
+        ("> a\n> ```\n> code\n> ```\n> b", "> a\n```\ncode\n```\n> b"),
+        ("> | a |\n> |---|\n> | 1 |", "```\na\n-\n1\n```"),
         ("a > b", "a &gt; b"),
         ("---", HR),
         ("***", HR),

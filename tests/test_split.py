@@ -114,13 +114,13 @@ def test_split_code_blocks(text: str, limit: int, expected: list[str]) -> None:
     assert all(fence_count(p) % 2 == 0 for p in pieces)
 
 
-def test_code_block_is_not_cut_right_before_its_closing_fence() -> None:
-    text = "```\n" + "c" * 10 + "\n```\nafter"
-    pieces = check_split(text, 20)
-    assert (
-        not any(p.endswith("\n\n```") and p.count("c") == 10 for p in pieces[:1]) or pieces[1] != "```\n```"
-    )
-    assert "```\n```" not in pieces
+@pytest.mark.parametrize("limit", range(MIN_LIMIT, 30))
+def test_no_piece_has_an_empty_code_block(limit: int) -> None:
+    """Not cut right before a closing fence (the next piece would be "```\\n```...") nor right
+    after an opening one (the piece would end with "```\\n\\n```")."""
+    for text in ("```\n" + "c" * 10 + "\n```\nafter", "before text\n```\n" + "c" * 30 + "\n```"):
+        pieces = check_split(text, limit)
+        assert not any("```\n```" in p or p.endswith("```\n\n```") for p in pieces), pieces
 
 
 def test_markers_are_removed_only_where_added() -> None:
@@ -186,6 +186,23 @@ def test_degenerate_texts(text: str, limit: int) -> None:
         assert not any(m.start() < cut < m.end() for m in ENTITY.finditer(text))
 
 
+@pytest.mark.parametrize("limit", range(MIN_LIMIT, 40))
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```\n" + "&l" * 4 + "\n``````\nmore text here and more",
+        "```\nab\n" + "&g" * 6 + "\n``````\n",
+        "&l" * 9 + "\n```\n```` more",
+        "```\n" + "&a" * 7 + "\n```\n```\n" + "&l" * 7 + "\n```\n```",
+    ],
+)
+def test_seam_after_a_fence_line_is_never_cut(text: str, limit: int) -> None:
+    """Windows where every "nice" cut is forbidden (entity-like runs, then a fence line followed
+    by backticks): the fallback must not cut between "\\n```" and "```", or the join would
+    mistake the real fence for an added marker."""
+    check_split(text, limit)
+
+
 def test_speed_of_a_100_kb_answer() -> None:
     markdown = (
         "## Section\nSome **bold** text, a [link](https://example.com/x?a=1&b=2) and `code <x>`.\n"
@@ -235,7 +252,7 @@ def test_prefix_stability_for_every_prefix(base: str, limit: int) -> None:
 TOKENS = [
     "a", "b", "word", " ", " ", "\n", "\n\n", "```", "\n```\n", "```python\n", "`", "``", "&amp;",
     "&lt;", "&gt;", "&", "<https://x.y|label text>", "<https://x.y>", "<", ">", "|", "*bold*", "_it_",
-    "• item\n", "> quote\n", "~", "é", "中", "\U0001f600", "\t",
+    "• item\n", "> quote\n", "~", "é", "中", "\U0001f600", "\t", "&l", "&g", "&a", "``````",
 ]  # fmt: skip
 mrkdwn_like = st.lists(st.sampled_from(TOKENS), max_size=120).map("".join)
 any_text = st.one_of(mrkdwn_like, st.text(max_size=300))
@@ -250,8 +267,24 @@ def test_pieces_fit_and_join(text: str, limit: int) -> None:
         assert not any(m.start() < cut < m.end() for m in ENTITY.finditer(text))
 
 
+tricky_text = st.one_of(
+    st.text(alphabet=st.sampled_from(list("&lagmt;`\n <>|x")), max_size=200),
+    st.lists(
+        st.sampled_from(["&l", "&g", "&amp;", "\n```", "```\n", "``````", "`", "x", "\n"]), max_size=60
+    ).map("".join),
+)
+
+
 @FAST
-@given(any_text, any_text, limits)
+@given(tricky_text, st.integers(min_value=MIN_LIMIT, max_value=40))
+def test_pieces_fit_and_join_tricky_alphabet(text: str, limit: int) -> None:
+    check_split(text, limit)
+    for cut in cuts(text, limit):
+        assert not any(m.start() < cut < m.end() for m in ENTITY.finditer(text))
+
+
+@FAST
+@given(st.one_of(any_text, tricky_text), st.one_of(any_text, tricky_text), limits)
 def test_prefix_stability(t: str, s: str, limit: int) -> None:
     pieces = split_message(t, limit=limit)
     longer = split_message(t + s, limit=limit)
