@@ -40,7 +40,15 @@ class Runtime:
         """Connect to Slack (auth.test), build the engine and the Bolt app. Raises ``ConfigError``
         when Slack refuses the bot token."""
         s = self.settings
-        self.gateway = SlackGateway(token=s.slack_bot_token, base_url=s.slack_api_url)
+        self.gateway = SlackGateway(
+            token=s.slack_bot_token,
+            base_url=s.slack_api_url,
+            post_pacer=MemoryEditBudget(
+                limit=s.posts_per_channel_burst,
+                window=s.posts_per_channel_burst / s.posts_per_channel_per_second,
+                reserve_fraction=0,
+            ),
+        )
         try:
             auth = await self.gateway.client.auth_test()
         except Exception as err:

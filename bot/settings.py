@@ -140,6 +140,8 @@ class Settings:
     edit_interval_seconds: float = 1.0
     edits_per_minute: int = DEFAULT_EDITS_PER_MINUTE
     edit_window_seconds: float = 60.0
+    posts_per_channel_per_second: float = 1.0
+    posts_per_channel_burst: int = 3
     context_tokens: int = 8000
     max_answer_tokens: int | None = None
     conversation_ttl_seconds: float = 7 * 24 * 3600.0
@@ -213,6 +215,8 @@ class Settings:
             edit_interval_seconds=r.number("BOT_EDIT_INTERVAL_SECONDS", 1.0),
             edits_per_minute=r.integer("BOT_EDITS_PER_MINUTE", DEFAULT_EDITS_PER_MINUTE, minimum=2),
             edit_window_seconds=r.number("BOT_EDIT_WINDOW_SECONDS", 60.0),
+            posts_per_channel_per_second=r.number("BOT_POSTS_PER_CHANNEL_PER_SECOND", 1.0),
+            posts_per_channel_burst=r.integer("BOT_POSTS_PER_CHANNEL_BURST", 3),
             context_tokens=r.integer("BOT_CONTEXT_TOKENS", 8000, minimum=100),
             max_answer_tokens=(r.integer("BOT_MAX_ANSWER_TOKENS", 1) if max_tokens_raw is not None else None),
             conversation_ttl_seconds=r.number("BOT_CONVERSATION_TTL_SECONDS", 7 * 24 * 3600.0),

@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import CannotPost, SlackError
+from bot.ratelimit.base import EditBudget, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,12 @@ def translate(method: str, err: SlackApiError) -> SlackError:
 class SlackGateway:
     """Slack calls used by the engine. Create inside a running event loop; ``close()`` at the end."""
 
-    def __init__(self, *, token: str, base_url: str, timeout: int = 15) -> None:
+    def __init__(
+        self, *, token: str, base_url: str, timeout: int = 15, post_pacer: EditBudget | None = None
+    ) -> None:
+        # chat.postMessage is limited to about one message a second per channel (short bursts are
+        # tolerated): every post of a channel waits for a slot of its pacer first.
+        self._post_pacer = post_pacer
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self.client = AsyncWebClient(
             token=token,
@@ -117,6 +123,8 @@ class SlackGateway:
     ) -> str:
         """Post a message (in a thread when ``thread_ts``); returns its ts. ``request_id``/``piece``
         go into the message's metadata, so a post whose response was lost can be found again."""
+        if self._post_pacer is not None:
+            await self._post_pacer.acquire(team_id=f"post:{channel}", priority=Priority.FINAL)
         metadata = None
         if request_id is not None:
             metadata = {

@@ -359,3 +359,15 @@ async def test_slack_429_on_update_still_lands_the_final_text(
     await slack.send_event(bot.url, event)
     await answered(slack, "C1", event["ts"], [words])
     assert slack.rate_limited_count >= 1 or any(c.status == 429 for c in slack.calls_to("chat.update"))
+
+
+async def test_posts_in_one_channel_are_paced(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_PER_SECOND="10", BOT_POSTS_PER_CHANNEL_BURST="2")
+    events = [slack.mention_event("C1", f"question {i}") for i in range(6)]
+    await asyncio.gather(*(slack.send_event(bot.url, e) for e in events))
+    await slack.wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 6, 10)
+    times = sorted(c.at for c in slack.calls_to("chat.postMessage"))
+    for i in range(len(times) - 2):  # never more than 2 posts in any 0.2 s
+        assert times[i + 2] - times[i] >= 0.2 - 0.01, times
