@@ -9,7 +9,7 @@ from bot import logs
 from bot.errors import ConfigError
 from bot.settings import Settings
 
-USAGE = "usage: python -m bot [run]"
+USAGE = "usage: python -m bot [run | check [--manifest PATH] | sandbox [--port PORT] [--open]]"
 
 
 def main(argv: list[str]) -> int:
@@ -17,6 +17,14 @@ def main(argv: list[str]) -> int:
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if command == "sandbox":
+        from sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    if command == "check":
+        from bot.check import main as check_main
+
+        return check_main(argv[1:])
     if command != "run":
         print(f"threadline: unknown command {command!r}\n{USAGE}", file=sys.stderr)
         return 2
@@ -25,7 +33,17 @@ def main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(
+        settings.log_level,
+        fmt=settings.log_format,
+        message_text=settings.log_message_text,
+        secrets=(
+            settings.slack_bot_token,
+            settings.slack_app_token or "",
+            settings.slack_signing_secret or "",
+            settings.openai_api_key,
+        ),
+    )
     from bot.app import run_forever
 
     try:

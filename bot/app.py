@@ -14,14 +14,17 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot import backends
 from bot.engine import Engine
-from bot.errors import ConfigError, SlackError
+from bot.errors import ConfigError, ModelError, SlackError
+from bot.limits.base import LimitStore
+from bot.limits.memory import MemoryLimitStore
 from bot.llm import LLMClient
-from bot.queue.memory import MemoryQueue
-from bot.ratelimit.memory import MemoryEditBudget
+from bot.metrics import Metrics
+from bot.redis import ping as redis_ping
 from bot.settings import Settings
 from bot.slack import SlackGateway
-from bot.store.memory import MemoryConversationStore, MemoryDeduplicator
+from bot.watchdog import SocketWatchdog, ping_interval_for
 from bot.worker import Worker
 from handlers import register_all
 
@@ -34,25 +37,24 @@ class Runtime:
         self.ready = False
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._watchdog: SocketWatchdog | None = None
         self.port: int | None = None
+        self.metrics = Metrics()  # one registry per runtime: in-process tests never share counters
+        self.model_problem: str | None = "not checked yet"  # None once the model server answered
 
     async def start(self) -> None:
         """Connect to Slack (auth.test), build the engine and the Bolt app. Raises ``ConfigError``
         when Slack refuses the bot token."""
         s = self.settings
+        self.backends = backends.build(s)
         self.gateway = SlackGateway(
-            token=s.slack_bot_token,
-            base_url=s.slack_api_url,
-            post_pacer=MemoryEditBudget(
-                limit=s.posts_per_channel_burst,
-                window=s.posts_per_channel_burst / s.posts_per_channel_per_second,
-                reserve_fraction=0,
-            ),
+            token=s.slack_bot_token, base_url=s.slack_api_url, post_pacer=self.backends.post_pacer
         )
         try:
             auth = await self.gateway.client.auth_test()
         except Exception as err:
             await self.gateway.close()
+            await self.backends.close()
             if isinstance(err, SlackError) or hasattr(err, "response"):
                 raise ConfigError(
                     "SLACK_BOT_TOKEN", "Slack rejected it (auth.test failed): check the token"
@@ -67,19 +69,29 @@ class Runtime:
             idle_timeout=s.idle_timeout_seconds,
             max_tokens=s.max_answer_tokens,
         )
-        if s.redis_url:
-            logger.warning("REDIS_URL is set, but this version keeps its queue and store in memory")
-        self.queue = MemoryQueue(channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds)
+        self.model_problem = await self._check_model()
+        self.limits: LimitStore
+        if self.backends.redis is not None:
+            from bot.limits.redis import RedisLimitStore
+
+            self.limits = RedisLimitStore(self.backends.redis)
+        else:
+            self.limits = MemoryLimitStore()
+        self.queue = self.backends.queue
         self.engine = Engine(
             settings=s,
             gateway=self.gateway,
             llm=self.llm,
             queue=self.queue,
-            store=MemoryConversationStore(ttl_seconds=s.conversation_ttl_seconds),
-            dedup=MemoryDeduplicator(ttl_seconds=s.dedup_ttl_seconds),
-            budget=MemoryEditBudget(limit=s.edits_per_minute, window=s.edit_window_seconds),
+            store=self.backends.store,
+            dedup=self.backends.dedup,
+            budget=self.backends.budget,
             bot_user_id=str(bot_user_id) if bot_user_id else None,
+            signals=self.backends.signals,
+            metrics=self.metrics,
+            limits=self.limits,
         )
+        await self.backends.signals.start(on_stop=self.engine.stop_local)
         self.worker = Worker(
             queue=self.queue,
             handler=self.engine.run,
@@ -102,6 +114,8 @@ class Runtime:
         app = web.Application()
         app.router.add_post("/slack/events", self._slack_events)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
@@ -110,6 +124,47 @@ class Runtime:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": self.ready}, status=200 if self.ready else 503)
+
+    async def _check_model(self) -> str | None:
+        """At start: does the model server answer? ``None`` if so, else what is wrong (for /readyz;
+        the bot starts either way and tells users in plain words when the model fails)."""
+        try:
+            await self.llm.reachable(timeout=min(5.0, self.settings.first_token_timeout_seconds))
+        except ModelError as err:
+            problem = f"{type(err).__name__}: {err}"
+            logger.warning("the model server did not answer at start (%s)", problem)
+            return problem
+        return None
+
+    async def readiness(self) -> dict[str, str]:
+        """What /readyz reports: "ok" for each check that passes, else what is wrong."""
+        checks = {
+            "serving": "ok" if self.ready else "not serving (starting or stopping)",
+            "slack": "ok" if hasattr(self, "engine") else "auth.test not done",
+            "model": self.model_problem or "ok",
+        }
+        if self._socket is not None:
+            client = self._socket.client
+            checks["socket_mode"] = "ok" if await client.is_connected() else "not connected"
+        redis = getattr(getattr(self, "backends", None), "redis", None)
+        if redis is not None:
+            try:  # within Kubernetes' default probe timeout (1 s)
+                alive = await asyncio.wait_for(redis_ping(redis), 0.5)
+            except TimeoutError:
+                alive = False
+            checks["redis"] = "ok" if alive else "unreachable"
+        return checks
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        checks = await self.readiness()
+        ok = all(value == "ok" for value in checks.values())
+        return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
 
     async def serve(self, *, host: str = "0.0.0.0", port: int | None = None) -> int:
         """Serve HTTP (events in HTTP mode, health always); connect Socket Mode when configured.
@@ -121,8 +176,15 @@ class Runtime:
         addresses = self._runner.addresses
         self.port = int(addresses[0][1]) if addresses else port
         if self.settings.socket_mode:
-            self._socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+            watchdog_after = self.settings.socket_watchdog_seconds
+            self._socket = AsyncSocketModeHandler(
+                self.bolt, self.settings.slack_app_token, ping_interval=ping_interval_for(watchdog_after)
+            )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            self._watchdog = SocketWatchdog(
+                self._socket.client, silent_after=watchdog_after, on_reconnect=self.metrics.socket_reconnect
+            )
+            self._watchdog.start()
             logger.info("Socket Mode connected; health on port %s", self.port)
         else:
             logger.info("listening for Slack events on http://%s:%s/slack/events", host, self.port)
@@ -133,12 +195,15 @@ class Runtime:
         """Graceful: stop taking requests, let answers in flight finish for ``grace`` seconds."""
         self.ready = False
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._watchdog is not None:
+            await self._watchdog.close()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if hasattr(self, "worker"):
             await self.worker.stop(grace=grace)
             await self.engine.close()
-            await self.queue.close()
+        if hasattr(self, "backends"):
+            await self.backends.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if hasattr(self, "llm"):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from tenacity import (
@@ -20,18 +22,24 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from bot import logs
 from bot.constants import FILES_NOT_READ_NOTE, HELP_TEXT, INVITE_HINT, THINKING_TEXT
 from bot.context import Prompt, Turn, build_prompt, drop_oldest
 from bot.errors import CannotPost, ContextTooLong, ModelError, ModelTimeout, SlackError, user_message
 from bot.jobs import Job, Request, Source
+from bot.limits import policy
+from bot.limits.base import LimitStore
+from bot.limits.memory import MemoryLimitStore
 from bot.llm import LLMClient
+from bot.metrics import AnswerStats, Metrics
 from bot.payloads import dedup_keys, is_from_bot, strip_bot_mention
 from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
 from bot.ratelimit.base import EditBudget, Priority
 from bot.render import escape, to_mrkdwn
 from bot.settings import Settings
+from bot.signals import MemorySignals, Signals
 from bot.slack import SlackGateway
-from bot.store.base import ConversationStore, Deduplicator
+from bot.store.base import ConversationStore, Deduplicator, StoreUnavailable
 from bot.streamer import Streamer
 
 logger = logging.getLogger(__name__)
@@ -56,6 +64,9 @@ def command_header(request: Request) -> str:
     return f"<@{request.user}> asked:\n{question}"
 
 
+FEEDBACK_VOTES = {"+1": "up", "thumbsup": "up", "-1": "down", "thumbsdown": "down"}
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ModelError) and exc.retryable
 
@@ -72,6 +83,9 @@ class Engine:
         dedup: Deduplicator,
         budget: EditBudget,
         bot_user_id: str | None,
+        signals: Signals | None = None,
+        metrics: Metrics | None = None,
+        limits: LimitStore | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -81,9 +95,14 @@ class Engine:
         self.dedup = dedup
         self.budget = budget
         self.bot_user_id = bot_user_id
+        self.signals: Signals = signals or MemorySignals()
+        self.metrics = metrics or Metrics()
+        self.limits: LimitStore = limits or MemoryLimitStore()
+        self._stats: dict[str, AnswerStats] = {}  # request id -> its answer's timing and tokens
         self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
         self._stopped_by: dict[str, str] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._intake_locks: dict[str, list[Any]] = {}  # queue key -> [lock, users]
         self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
         self._notices: dict[str, asyncio.Task[None]] = {}
         self._notices_dirty: set[str] = set()
@@ -91,8 +110,11 @@ class Engine:
     # -- intake: called by the handlers, after the ack -----------------------------------------
     async def help(self, request: Request) -> None:
         """Reply to an empty mention or DM with a short help text, no model call."""
-        if not await self.dedup.first_time(keys=dedup_keys(request)):
-            return
+        try:
+            if not await self.dedup.first_time(keys=dedup_keys(request)):
+                return
+        except StoreUnavailable:
+            pass  # a help text twice is better than none
         try:
             await self.gateway.post_message(
                 channel=request.channel, text=HELP_TEXT, thread_ts=request.thread_ts
@@ -101,11 +123,37 @@ class Engine:
             logger.warning("could not post help (request %s): %s", request.id, err.error)
 
     async def submit(self, request: Request, *, dedup: bool = True) -> None:
-        """Accept a question: dedup, post the placeholder, queue it."""
-        if dedup and not await self.dedup.first_time(keys=dedup_keys(request)):
+        """Accept a question: dedup, post the placeholder, queue it. Requests of one channel are
+        accepted one at a time, so they are queued in the order they arrived."""
+        key = request.queue_key
+        lock = self._intake_locks.setdefault(key, [asyncio.Lock(), 0])
+        lock[1] += 1
+        try:
+            async with lock[0]:
+                with logs.bound_request(request.id):
+                    await self._submit(request, dedup=dedup)
+        finally:
+            lock[1] -= 1
+            if lock[1] == 0:
+                del self._intake_locks[key]
+
+    async def _submit(self, request: Request, *, dedup: bool) -> None:
+        try:
+            first = not dedup or await self.dedup.first_time(keys=dedup_keys(request))
+        except StoreUnavailable:
+            await self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            return
+        if not first:
             logger.info("duplicate delivery ignored (request %s, event %s)", request.id, request.event_id)
             return
         logger.info("request %s from %s in %s", request.id, request.source.value, request.channel)
+        self.metrics.request(request.source.value)
+        if self.settings.log_message_text:
+            logger.info("question from %s: %s", request.user, request.text)
+        refusal = await self._refusal(request)
+        if refusal is not None:
+            await self._reply(request, refusal)
+            return
         try:
             ahead = await self.queue.ahead(queue_key=request.queue_key)
             waiting = len(await self.queue.waiting(queue_key=request.queue_key))
@@ -144,9 +192,116 @@ class Engine:
         except QueueUnavailable:
             await self._replace_placeholder(job, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
+        self.metrics.queued()
         self._react(request, add=self.settings.reaction_working)
         if actual != ahead:
             self.line_moved_in(request.queue_key)
+
+    # -- access control and limits (checked before the placeholder: a refusal costs no model call) ---
+    def _channel_allowed(self, request: Request) -> bool:
+        allowed = self.settings.allowed_channels
+        if not allowed or request.channel in allowed:
+            return True
+        is_dm = request.source is Source.DM or request.channel.startswith("D")
+        return is_dm and "dm" in allowed
+
+    async def _refusal(self, request: Request) -> str | None:
+        """What to tell the asker when the question may not be answered; ``None`` when it may.
+        Budgets are checked before the rate limit, so a refused question does not use up a slot."""
+        s = self.settings
+        reason: str | None = None
+        text: str | None = None
+        if not self._channel_allowed(request):
+            reason, text = "channel", policy.CHANNEL_REFUSAL
+        elif s.allowed_users and request.user not in s.allowed_users:
+            reason, text = "user", policy.USER_REFUSAL
+        else:
+            try:
+                refused = await self._limit_refusal(request)
+            except StoreUnavailable:
+                logger.warning("limits unavailable; answering without checking them")
+                refused = None
+            if refused is not None:
+                reason, text = refused
+        if reason is None or text is None:
+            return None
+        self.metrics.refused(reason)
+        logger.info("request %s refused (%s)", request.id, reason)
+        return text
+
+    async def _limit_refusal(self, request: Request) -> tuple[str, str] | None:
+        """(reason, text) when a daily budget is used up or the user's rate limit is reached."""
+        s = self.settings
+        now = datetime.now(UTC)
+        day = policy.day_of(now)
+        if s.daily_tokens_workspace is not None:
+            used = await self.limits.usage(key=policy.workspace_usage_key(day, request.team_id))
+            if used >= s.daily_tokens_workspace:
+                return "budget", policy.budget_refusal(
+                    workspace=True, limit=s.daily_tokens_workspace, now=now
+                )
+        if s.daily_tokens_user is not None:
+            used = await self.limits.usage(key=policy.user_usage_key(day, request.team_id, request.user))
+            if used >= s.daily_tokens_user:
+                return "budget", policy.budget_refusal(workspace=False, limit=s.daily_tokens_user, now=now)
+        if s.user_rate is not None:
+            wait = await self.limits.take(
+                key=policy.rate_key(request.team_id, request.user),
+                limit=s.user_rate.count,
+                window=s.user_rate.seconds,
+            )
+            if wait > 0:
+                return "rate", policy.rate_refusal(s.user_rate, wait)
+        return None
+
+    async def _count_tokens(self, request: Request) -> None:
+        """Add an answer's tokens to the daily budgets (when they are on). Called when the model is
+        done and before the final text is sent, so the next question already sees them."""
+        s = self.settings
+        stats = self._stats.get(request.id)
+        tokens = stats.total_tokens if stats is not None else 0
+        if tokens <= 0 or (s.daily_tokens_workspace is None and s.daily_tokens_user is None):
+            return
+        day = policy.day_of(datetime.now(UTC))
+        try:
+            if s.daily_tokens_workspace is not None:
+                key = policy.workspace_usage_key(day, request.team_id)
+                await self.limits.add_usage(key=key, amount=tokens, ttl=policy.USAGE_TTL_SECONDS)
+            if s.daily_tokens_user is not None:
+                key = policy.user_usage_key(day, request.team_id, request.user)
+                await self.limits.add_usage(key=key, amount=tokens, ttl=policy.USAGE_TTL_SECONDS)
+        except StoreUnavailable:
+            logger.warning("could not count %d tokens of request %s", tokens, request.id)
+
+    async def _remember_answer(self, request: Request, ts_list: list[str]) -> None:
+        """Map the answer's messages to the request, so a reaction on them can be attributed."""
+        try:
+            for ts in ts_list:
+                await self.limits.remember_answer(
+                    team_id=request.team_id,
+                    channel=request.channel,
+                    ts=ts,
+                    request_id=request.id,
+                    ttl=self.settings.conversation_ttl_seconds,
+                )
+        except StoreUnavailable:
+            logger.warning("could not remember the answer of request %s for feedback", request.id)
+
+    async def feedback(self, *, team_id: str, channel: str, ts: str, user: str, reaction: str) -> None:
+        """A reaction was added to a message: 👍/👎 on one of our answers is recorded."""
+        vote = FEEDBACK_VOTES.get(reaction.split("::", 1)[0])
+        if vote is None or user == self.bot_user_id:
+            return
+        try:
+            request_id = await self.limits.answer_request(team_id=team_id, channel=channel, ts=ts)
+        except StoreUnavailable:
+            logger.warning("could not look up the answer for a %s vote", vote)
+            return
+        if request_id is None:
+            return  # not one of our answers (or too old)
+        self.metrics.feedback(vote)
+        with logs.bound_request(request_id):
+            logger.info("feedback %s on request %s from %s", vote, request_id, user)
 
     async def _post_placeholder(self, request: Request, *, text: str, thread_ts: str | None) -> str:
         """Post a placeholder, retrying a rate limit (after Retry-After) or a server error. A post
@@ -163,6 +318,7 @@ class Engine:
                     raise
                 logger.warning("placeholder post failed (%s), attempt %d of %d", err.error, attempt, attempts)
                 if err.retry_after is not None:
+                    self.metrics.slack_ratelimited("chat.postMessage")
                     await asyncio.sleep(min(err.retry_after, 30.0))
                     continue
                 await asyncio.sleep(self.settings.retry_base_seconds * attempt)
@@ -226,10 +382,20 @@ class Engine:
 
     # -- Stop and Retry buttons --------------------------------------------------------------------
     async def stop(self, *, request_id: str, user: str, channel: str) -> None:
-        """The Stop button: only the asker (or a workspace admin) may stop an answer."""
+        """The Stop button: handled here if this replica streams the answer, else signalled to all."""
+        if request_id in self._live:
+            await self.stop_local(request_id, user, channel)
+            return
+        try:
+            await self.signals.publish_stop(request_id=request_id, user=user, channel=channel)
+        except Exception:
+            logger.warning("could not signal a stop for request %s", request_id, exc_info=True)
+
+    async def stop_local(self, request_id: str, user: str, channel: str) -> None:
+        """Stop an answer streaming in this process: only the asker (or a workspace admin) may."""
         live = self._live.get(request_id)
         if live is None:
-            return  # already finished (or streaming on another replica)
+            return  # already finished, or streaming on another replica
         request, stopped = live
         if user != request.user:
             try:
@@ -380,7 +546,13 @@ class Engine:
         root = self._thread_root(job)
         if root is None:
             return []
-        turns = await self.store.get_turns(team_id=request.team_id, channel=request.channel, thread_ts=root)
+        try:
+            turns = await self.store.get_turns(
+                team_id=request.team_id, channel=request.channel, thread_ts=root
+            )
+        except StoreUnavailable:
+            logger.warning("conversation store unavailable; reading the thread from Slack")
+            turns = None
         if turns is not None:
             return turns
         if request.ts is None or request.ts == root:
@@ -410,14 +582,42 @@ class Engine:
 
     async def run(self, job: Job) -> None:
         """The queue's job handler. Never raises for an ordinary failure: the user is told."""
-        try:
-            await self._run(job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            logger.exception("internal error (request %s)", job.request.id)
-            await self._report(job, WARNING_PREFIX + user_message(err, job.request.id))
-            self._react(job.request, add=self.settings.reaction_failed, remove=self.settings.reaction_working)
+        with logs.bound_request(job.request.id):
+            self._answer_started(job)
+            outcome: str | None = None  # None: handed back to the queue (cancelled)
+            try:
+                outcome = await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                outcome = "failed"
+                logger.exception("internal error (request %s)", job.request.id)
+                await self._report(job, WARNING_PREFIX + user_message(err, job.request.id))
+                self._react(
+                    job.request, add=self.settings.reaction_failed, remove=self.settings.reaction_working
+                )
+            finally:
+                stats = self._stats.pop(job.request.id, None)
+                self.metrics.answer_finished(outcome)
+            if stats is not None:
+                logger.info(
+                    "request %s finished: %s (%d prompt + %d completion tokens%s)",
+                    job.request.id,
+                    outcome,
+                    stats.prompt_tokens,
+                    stats.completion_tokens,
+                    ", estimated" if stats.estimated else "",
+                )
+
+    def _answer_started(self, job: Job) -> AnswerStats:
+        """Record that the job left the queue; returns the tracker of its answer's timing and tokens."""
+        now = time.time()
+        if not job.resumed:  # a resumed job left the queue once already
+            self.metrics.started(wait_seconds=now - job.enqueued_at if job.enqueued_at > 0 else None)
+        self.metrics.answer_started()
+        stats = AnswerStats(self.metrics, origin=job.enqueued_at if job.enqueued_at > 0 else now)
+        self._stats[job.request.id] = stats
+        return stats
 
     async def _report(self, job: Job, text: str) -> None:
         request = job.request
@@ -430,7 +630,8 @@ class Engine:
         except SlackError as err:
             logger.error("could not report a failure (request %s): %s", request.id, err.error)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job) -> str:
+        """Answer the job; returns the outcome ("ok", "failed" or "stopped")."""
         request = job.request
         question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
         prompt = build_prompt(
@@ -445,8 +646,7 @@ class Engine:
         if prompt.question_truncated:
             notes.append("_(Your message was very long; I read only its beginning.)_")
         if job.via_response_url:
-            await self._answer_via_response_url(job, prompt, notes)
-            return
+            return await self._answer_via_response_url(job, prompt, notes)
         assert job.placeholder_ts is not None
         prefix = [command_header(request)] if request.source is Source.COMMAND else []
         streamer = Streamer(
@@ -462,22 +662,39 @@ class Engine:
             request_id=request.id,
             stop_button=True,
             shown_text="" if job.resumed else self._shown.pop(job.id, None),
+            on_rate_limited=self.metrics.slack_ratelimited,
         )
         if job.resumed:
             streamer.set_status(RESUMING_TEXT)
-        await self.store.remember_request(request_id=request.id, data=request.to_dict())
+        try:
+            await self.store.remember_request(request_id=request.id, data=request.to_dict())
+        except StoreUnavailable:
+            logger.warning("could not keep request %s for a retry", request.id)
         stopped = asyncio.Event()
         self._live[request.id] = (request, stopped)
         try:
             async with streamer:
                 note, failed = await self._generate_or_stop(prompt, streamer, request, stopped)
+                await self._count_tokens(request)
                 await streamer.finish(note, button="retry" if failed else None)
         finally:
             self._live.pop(request.id, None)
             self._stopped_by.pop(request.id, None)
         await self._remember(job, question, streamer.text)
+        await self._remember_answer(request, list(streamer.ts))
+        self.metrics.edits(streamer.edits)
+        if self.settings.log_message_text:
+            logger.info("answer: %s", streamer.text)
         done = self.settings.reaction_failed if failed else self.settings.reaction_done
         self._react(request, add=done, remove=self.settings.reaction_working)
+        if failed:
+            return "failed"
+        if note is not None and note.startswith(STOPPED_PREFIX):
+            return "stopped"
+        stats = self._stats.get(request.id)
+        if stats is not None:
+            stats.final_text()
+        return "ok"
 
     async def _generate_or_stop(
         self, prompt: Prompt, streamer: Streamer, request: Request, stopped: asyncio.Event
@@ -505,7 +722,7 @@ class Engine:
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 try:
-                    await self._stream_with_retries(prompt, streamer)
+                    await self._stream_with_retries(prompt, streamer, self._stats.get(request.id))
                 except ContextTooLong:
                     shorter = drop_oldest(prompt)
                     if shorter is None:
@@ -516,8 +733,9 @@ class Engine:
                         shorter.dropped_turns - prompt.dropped_turns,
                     )
                     streamer.replace("")
-                    await self._stream_with_retries(shorter, streamer)
-        except TimeoutError:
+                    await self._stream_with_retries(shorter, streamer, self._stats.get(request.id))
+        except TimeoutError as err:
+            self.metrics.model_error(err)
             return WARNING_PREFIX + user_message(
                 ModelTimeout("answer", self.settings.timeout_seconds), request.id
             )
@@ -537,7 +755,26 @@ class Engine:
         backoff = wait_exponential_jitter(multiplier=self.settings.retry_base_seconds, max=30.0)
         return float(backoff(state))
 
-    async def _stream_with_retries(self, prompt: Prompt, streamer: Streamer) -> None:
+    async def _consume(self, prompt: Prompt, sink: Callable[[str], None], stats: AnswerStats | None) -> None:
+        """One model call: its deltas go to ``sink``; its tokens and errors are counted."""
+        stream = self.llm.stream(prompt.messages)
+        produced = 0
+        try:
+            async for delta in stream:
+                if stats is not None:
+                    stats.token()
+                produced += len(delta)
+                sink(delta)
+        except ModelError as err:
+            self.metrics.model_error(err)
+            raise
+        finally:
+            if stats is not None:
+                stats.usage(stream.usage, prompt.messages, produced)
+
+    async def _stream_with_retries(
+        self, prompt: Prompt, streamer: Streamer, stats: AnswerStats | None = None
+    ) -> None:
         attempts = self.settings.max_attempts
 
         def before_sleep(state: RetryCallState) -> None:
@@ -554,20 +791,19 @@ class Engine:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     streamer.replace("")  # a retried stream replaces the partial text, never appends
-                async for delta in self.llm.stream(prompt.messages):
-                    streamer.append(delta)
+                await self._consume(prompt, streamer.append, stats)
                 streamer.set_status(None)
 
-    async def _answer_via_response_url(self, job: Job, prompt: Prompt, notes: list[str]) -> None:
+    async def _answer_via_response_url(self, job: Job, prompt: Prompt, notes: list[str]) -> str:
         request = job.request
         assert request.response_url is not None
         parts: list[str] = []
         note: str | None = None
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
-                async for delta in self.llm.stream(prompt.messages):
-                    parts.append(delta)
-        except TimeoutError:
+                await self._consume(prompt, parts.append, self._stats.get(request.id))
+        except TimeoutError as err:
+            self.metrics.model_error(err)
             note = WARNING_PREFIX + user_message(
                 ModelTimeout("answer", self.settings.timeout_seconds), request.id
             )
@@ -576,6 +812,7 @@ class Engine:
         except Exception as err:
             logger.exception("internal error (request %s)", request.id)
             note = WARNING_PREFIX + user_message(err, request.id)
+        await self._count_tokens(request)
         answer = to_mrkdwn("".join(parts))
         text = "\n\n".join(p for p in (command_header(request), *notes, answer, note, INVITE_HINT) if p)
         try:
@@ -584,6 +821,7 @@ class Engine:
             )
         except SlackError as err:
             logger.error("could not answer through response_url (request %s): %s", request.id, err.error)
+        return "failed" if note else "ok"
 
     async def _remember(self, job: Job, question: Turn, answer: str) -> None:
         root = self._thread_root(job)

@@ -178,6 +178,32 @@ class LLMClient:
     def stream(self, messages: list[dict[str, str]]) -> AnswerStream:
         return AnswerStream(self, messages)
 
+    async def reachable(self, *, timeout: float = 5.0) -> None:
+        """Readiness: ``GET /models`` answers. Raises a ``ModelError`` when the server cannot be
+        reached or refuses the key; a server without that endpoint (404) counts as reachable."""
+        try:
+            with mapped_errors():
+                await asyncio.wait_for(self._client.models.list(), timeout)
+        except TimeoutError:
+            raise ModelTimeout("reachability check", timeout) from None
+        except (ModelNotFound, ModelBadRequest):
+            return
+
+    async def probe(self, *, timeout: float = 15.0) -> str:
+        """``bot check``: a one-token, non-streaming completion with the configured model. Returns
+        the model name the server reports; raises a ``ModelError`` when it fails."""
+        try:
+            with mapped_errors():
+                response = await asyncio.wait_for(
+                    self._client.chat.completions.create(
+                        model=self.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
+                    ),
+                    timeout,
+                )
+        except TimeoutError:
+            raise ModelTimeout("check", timeout) from None
+        return str(getattr(response, "model", "") or self.model)
+
     async def open(self, messages: list[dict[str, str]]) -> Any:
         """Start a streamed completion. ``stream_options.include_usage`` is sent while the server
         accepts it; a server that refuses it (400 naming it) is asked again without."""

@@ -44,6 +44,11 @@ def strip_bot_mention(text: str, bot_user_id: str | None) -> str:
     return re.sub(r"[ \t]{2,}", " ", _MENTION.sub(replace, text)).strip()
 
 
+def slack_unescape(text: str) -> str:
+    """Slack escapes ``&``, ``<`` and ``>`` in message text; the model should read the characters."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def has_files(event: Mapping[str, Any]) -> bool:
     return bool(event.get("files")) or event.get("subtype") == "file_share"
 
@@ -61,7 +66,7 @@ def request_from_event(
         team_id=team_id,
         channel=str(event["channel"]),
         user=str(event["user"]),
-        text=strip_bot_mention(str(event.get("text") or ""), bot_user_id),
+        text=slack_unescape(strip_bot_mention(str(event.get("text") or ""), bot_user_id)),
         ts=str(event["ts"]),
         thread_ts=thread_root(event),
         has_files=has_files(event),
@@ -75,7 +80,7 @@ def request_from_command(command: Mapping[str, Any]) -> Request:
         team_id=str(command.get("team_id") or ""),
         channel=str(command["channel_id"]),
         user=str(command["user_id"]),
-        text=str(command.get("text") or "").strip(),
+        text=slack_unescape(str(command.get("text") or "").strip()),
         response_url=command.get("response_url") or None,
     )
 

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from bot.constants import DEFAULT_EDITS_PER_MINUTE, SLACK_API_URL
 from bot.errors import ConfigError
+from bot.limits.policy import Rate, parse_rate
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Threadline, a helpful assistant in a Slack workspace. Answer clearly and concisely. "
@@ -118,6 +119,38 @@ class _Reader:
             raise ConfigError(name, f"must start with {prefix!r}: copy the token from {where}")
         return value
 
+    def rate(self, name: str) -> Rate | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return parse_rate(raw)
+        except ValueError:
+            raise ConfigError(
+                name, f"must look like 20/10m (questions per window; units s, m, h, d), got {raw!r}"
+            ) from None
+
+    def optional_integer(self, name: str) -> int | None:
+        return self.integer(name, 0) if self.text(name) is not None else None
+
+    def ids(
+        self, name: str, pattern: str, example: str, *, extra: frozenset[str] = frozenset()
+    ) -> frozenset[str]:
+        raw = self.text(name)
+        if raw is None:
+            return frozenset()
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        for item in items:
+            if item not in extra and not re.fullmatch(pattern, item):
+                raise ConfigError(name, f"must be comma-separated ids like {example}, got {item!r}")
+        return frozenset(items)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = (self.text(name, default) or default).lower()
+        if raw not in choices:
+            raise ConfigError(name, f"must be {' or '.join(choices)}, got {raw!r}")
+        return raw
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -158,6 +191,14 @@ class Settings:
     redis_url: str | None = None
     port: int = 3000
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_message_text: bool = False
+    user_rate: Rate | None = None
+    daily_tokens_workspace: int | None = None
+    daily_tokens_user: int | None = None
+    allowed_channels: frozenset[str] = frozenset()  # empty: every channel; "dm": direct messages
+    allowed_users: frozenset[str] = frozenset()  # empty: everyone
+    socket_watchdog_seconds: float = 120.0
 
     @property
     def socket_mode(self) -> bool:
@@ -233,4 +274,17 @@ class Settings:
             redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
             port=r.integer("PORT", 3000, minimum=0),
             log_level=log_level,
+            log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
+            log_message_text=r.flag("LOG_MESSAGE_TEXT", False),
+            user_rate=r.rate("BOT_USER_RATE"),
+            daily_tokens_workspace=r.optional_integer("BOT_DAILY_TOKENS_WORKSPACE"),
+            daily_tokens_user=r.optional_integer("BOT_DAILY_TOKENS_USER"),
+            allowed_channels=r.ids(
+                "BOT_ALLOWED_CHANNELS",
+                r"[CGD][A-Z0-9_]+",
+                "C0123ABCD,G0456EFGH (or dm)",
+                extra=frozenset({"dm"}),
+            ),
+            allowed_users=r.ids("BOT_ALLOWED_USERS", r"[UW][A-Z0-9_]+", "U0123ABCD,W0456EFGH"),
+            socket_watchdog_seconds=r.number("BOT_SOCKET_WATCHDOG_SECONDS", 120.0),
         )

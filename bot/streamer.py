@@ -56,8 +56,10 @@ class Streamer:
         request_id: str = "",
         stop_button: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._on_rate_limited = on_rate_limited  # told the Slack method of every 429 (metrics)
         self._budget = budget
         self._team_id = team_id
         self._channel = channel
@@ -264,6 +266,8 @@ class Streamer:
             )
         except SlackError as err:
             if err.retry_after is not None:
+                if self._on_rate_limited is not None:
+                    self._on_rate_limited("chat.update")
                 logger.warning("chat.update rate limited; pausing edits for %.1fs", err.retry_after)
                 await self._budget.pause(team_id=self._team_id, seconds=err.retry_after)
             else:
@@ -307,6 +311,8 @@ class Streamer:
             except SlackError as err:
                 if err.retry_after is None:
                     raise
+                if self._on_rate_limited is not None:
+                    self._on_rate_limited("chat.postMessage")
                 await asyncio.sleep(err.retry_after)  # honouring Retry-After, not polling
                 continue
             self.ts.append(ts)

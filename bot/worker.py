@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -56,35 +57,40 @@ class Worker:
         return len(self._running)
 
     def start(self) -> None:
-        for i in range(self.concurrency):
-            self._loops.append(asyncio.create_task(self._loop(), name=f"worker-{i}"))
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._loops.append(asyncio.create_task(self._claim_loop(), name="worker-claim"))
 
-    async def _loop(self) -> None:
+    async def _claim_loop(self) -> None:
+        """One claimer per process: it waits for a free slot, then for a job. With one waiting claim
+        per replica, Redis wakes replicas in turn, so work spreads over them."""
+        seq = 0
         while not self._stopping.is_set():
+            await self._slots.acquire()
+            seq += 1
             try:
-                job = await self.queue.claim(worker=self.name, timeout=self.claim_timeout)
+                # A lease name per claim: a lapsed lease can never be renewed by its old holder.
+                job = await self.queue.claim(worker=f"{self.name}/{seq}", timeout=self.claim_timeout)
             except asyncio.CancelledError:
+                self._slots.release()
                 raise
             except Exception:
+                self._slots.release()
                 logger.exception("claiming a job failed; retrying")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 1.0)
                 continue
             if job is None:
+                self._slots.release()
                 continue
-            if self._stopping.is_set():
-                await asyncio.shield(self.queue.release(job=job))
-                return
             task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
             self._running[job.id] = task
-            try:
-                await asyncio.shield(task)  # a stop cancels the loop, not the answer in flight
-            except asyncio.CancelledError:
-                if not task.done():
-                    raise
-            finally:
-                if task.done():
-                    self._running.pop(job.id, None)
+            task.add_done_callback(functools.partial(self._finished, job.id))
+
+    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("job %s crashed", job_id, exc_info=task.exception())
 
     async def _heartbeat(self, job: Job, run: asyncio.Task[None]) -> None:
         interval = self.lease_seconds / 3
@@ -139,13 +145,12 @@ class Worker:
         """Stop claiming; let jobs in flight finish for ``grace`` seconds; hand back the rest."""
         self._stopping.set()
         for loop in self._loops:
-            loop.cancel()  # idle loops stop claiming at once; busy ones keep their job (shielded)
+            loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         running = set(self._running.values())
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             for task in late:
-                task.cancel()
+                task.cancel()  # each hands its job back to the queue
             if late:
                 await asyncio.gather(*late, return_exceptions=True)
-        self._running.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, command, dm, ignored, mention
+from handlers import actions, command, dm, feedback, ignored, mention
 from handlers.base import Intake
 
 
@@ -16,6 +16,7 @@ def register_all(app: AsyncApp, intake: Intake) -> None:
     dm.register(app, intake)
     command.register(app, intake)
     actions.register(app, intake)
+    feedback.register(app, intake)
     ignored.register(app)  # last: the catch-all for everything the others do not handle
 
 

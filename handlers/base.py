@@ -29,6 +29,10 @@ class Intake(Protocol):
         """The Retry button was pressed on the message ``message_ts`` (whose blocks are ``blocks``)."""
         ...
 
+    async def feedback(self, *, team_id: str, channel: str, ts: str, user: str, reaction: str) -> None:
+        """``user`` added ``reaction`` to the message ``ts``: 👍/👎 on an answer is recorded."""
+        ...
+
 
 def team_id_of(context: AsyncBoltContext, body: Mapping[str, Any]) -> str:
     return str(context.team_id or body.get("team_id") or context.enterprise_id or "")

@@ -15,13 +15,15 @@ from typing import Any
 
 from sandbox.fake_openai import FakeOpenAI, Reply
 
-__all__ = ["DEMO_LABEL", "DEMO_MODEL_NAME", "LONG_ANSWER_END", "DemoModel", "demo_answer"]
+__all__ = ["ANSWER_END", "DEMO_LABEL", "DEMO_MODEL_NAME", "LONG_ANSWER_END", "DemoModel", "demo_answer"]
 
 DEMO_MODEL_NAME = "threadline-demo"
 DEMO_API_KEY = "sk-sandbox-demo"
 DEMO_LABEL = "*(Demo model — set OPENAI_API_KEY for real answers)*"
+ANSWER_END = "That's all from the demo model."
 LONG_ANSWER_END = "That's the end of the long demo answer."
-WORD_SECONDS = 0.03
+WORD_SECONDS = 0.03  # between words: a visible pace
+FIRST_WORD_SECONDS = 0.4  # before the first word, as a real model thinks (the placeholder shows meanwhile)
 
 _SPEAKER = re.compile(r"^<@[A-Z0-9_]+>:\s*")
 
@@ -77,7 +79,8 @@ def demo_answer(body: dict[str, Any]) -> str:
     question = question_of(body)
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     earlier = max(0, len([m for m in messages if m.get("role") != "system"]) - 1)
-    echo = " ".join(question.split())
+    # Slack escapes &, < and > in what people type; show the question as they typed it.
+    echo = " ".join(question.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
     if len(echo) > 200:
         echo = echo[:199] + "…"
     parts = [DEMO_LABEL, f"You asked: “{echo}”" if echo else "You asked nothing in particular.", _HOW_TO]
@@ -90,7 +93,7 @@ def demo_answer(body: dict[str, Any]) -> str:
         parts.extend(_LONG.format(n=n) for n in range(1, 9))
         parts.append(LONG_ANSWER_END)
     else:
-        parts.append(_TRY)
+        parts.extend((_TRY, ANSWER_END))
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
@@ -98,13 +101,25 @@ class DemoModel(FakeOpenAI):
     """An OpenAI-compatible server that answers every request with ``demo_answer``, a word every
     ``word_seconds``."""
 
-    def __init__(self, *, word_seconds: float = WORD_SECONDS, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        word_seconds: float = WORD_SECONDS,
+        first_word_seconds: float = FIRST_WORD_SECONDS,
+        host: str = "127.0.0.1",
+    ) -> None:
         super().__init__(api_key=DEMO_API_KEY, model=DEMO_MODEL_NAME, host=host)
         self.word_seconds = word_seconds
+        self.first_word_seconds = first_word_seconds
 
     def reply_for(self, body: dict[str, Any]) -> Reply:
         self._trim()
-        return Reply.text(demo_answer(body), delay=self.word_seconds, model=DEMO_MODEL_NAME)
+        return Reply.text(
+            demo_answer(body),
+            delay=self.word_seconds,
+            first_delay=self.first_word_seconds,
+            model=DEMO_MODEL_NAME,
+        )
 
     def _trim(self, keep: int = 100) -> None:
         """Forget all but the newest requests: the sandbox may run for hours."""

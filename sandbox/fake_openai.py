@@ -201,7 +201,7 @@ class FakeOpenAI:
         self._change.set()
         self._change = asyncio.Event()
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` is true; re-checked whenever a request arrives or a stream changes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -77,3 +77,9 @@ def test_request_from_command_and_roundtrip() -> None:
     job = Job(request=r, placeholder_ts="5.5")
     assert Job.from_dict(job.to_dict()) == job
     assert Request.from_dict(r.to_dict()) == r
+
+
+def test_slack_escapes_are_undone_for_the_model() -> None:
+    event = {"user": "U1", "ts": "1.0", "channel": "C1", "text": "<@UBOT> is 1 &lt; 2 &amp;&amp; 3 &gt; 2?"}
+    r = request_from_event(event, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None)
+    assert r.text == "is 1 < 2 && 3 > 2?"

@@ -1,6 +1,6 @@
 """The queue seam (shaped like arq): jobs wait in one line per channel and are *claimed* by workers.
 
-Rules every implementation keeps (the contract tests in ``tests/test_queue_contract.py`` check them
+Rules every implementation keeps (the contract tests in ``tests/test_backends.py`` check them
 for the memory and the Redis version alike):
 
 - ``enqueue`` is idempotent on ``job.id`` and returns how many jobs of the channel are ahead

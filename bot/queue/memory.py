@@ -58,15 +58,19 @@ class MemoryQueue:
         """Give jobs whose lease lapsed back to the front of their line; returns the next deadline."""
         now = self._clock()
         next_deadline: float | None = None
+        lapsed: list[str] = []
         for job_id, (_, deadline) in list(self._leases.items()):
             if deadline <= now:
                 del self._leases[job_id]
-                data = self._jobs[job_id]
-                data["status"] = JobStatus.QUEUED.value
-                data["worker"] = None
-                self._lines.setdefault(Job.from_dict(data).request.queue_key, []).insert(0, job_id)
+                lapsed.append(job_id)
             elif next_deadline is None or deadline < next_deadline:
                 next_deadline = deadline
+        # Back to the front of their lines, keeping their arrival order.
+        for job_id in sorted(lapsed, key=lambda j: self._jobs[j]["enqueued_at"], reverse=True):
+            data = self._jobs[job_id]
+            data["status"] = JobStatus.QUEUED.value
+            data["worker"] = None
+            self._lines.setdefault(Job.from_dict(data).request.queue_key, []).insert(0, job_id)
         return next_deadline
 
     def _pick(self) -> str | None:

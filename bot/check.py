@@ -1,0 +1,260 @@
+"""``python -m bot check``: is this deployment configured right? Prints a table, exits 0 or 1.
+
+Checks, in order (a broken configuration stops the rest, since nothing else can be trusted):
+
+1. the configuration: every variable, validated as at start;
+2. Slack: ``auth.test`` with the bot token;
+3. the token's scopes (Slack's ``x-oauth-scopes`` response header) against ``manifest.yml``'s bot
+   scopes: a missing scope is an error (reinstall the app), an extra one a note;
+4. Socket Mode: ``apps.connections.open`` with the app-level token (when ``SLACK_APP_TOKEN`` is set);
+5. the model: a one-token, non-streaming completion (``max_tokens=1``) with ``OPENAI_MODEL``;
+6. Redis: ``PING`` (when ``REDIS_URL`` is set);
+7. access and limits: what is on (for information).
+
+Nothing secret is printed: tokens and keys are named by their variable, never shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import (
+    ConfigError,
+    ModelAuthError,
+    ModelError,
+    ModelNotFound,
+    ModelTimeout,
+    ModelUnavailable,
+    ModelUnreachable,
+)
+from bot.settings import Settings, environment
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+USAGE = "usage: python -m bot check [--manifest PATH]"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: skipped or for information only
+    detail: str
+
+    @property
+    def status(self) -> str:
+        return {True: "ok", False: "FIX", None: "-"}[self.ok]
+
+
+def manifest_bot_scopes(text: str) -> list[str]:
+    """The ``oauth_config.scopes.bot`` list of a Slack app manifest (YAML), read without a YAML
+    library: block mappings by indentation and ``- item`` lists, comments and quotes stripped.
+    A flow list (``bot: [a, b]``) is understood too."""
+    path: list[tuple[int, str]] = []  # (indent, key) of the enclosing mappings
+    scopes: list[str] = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        content = line.strip()
+        if content.startswith("- "):
+            if [key for _, key in path] == ["oauth_config", "scopes", "bot"]:
+                scopes.append(content[2:].strip().strip("'\""))
+            continue
+        while path and path[-1][0] >= indent:
+            path.pop()
+        key, _, value = content.partition(":")
+        key = key.strip().strip("'\"")
+        value = value.strip()
+        if [k for _, k in path] == ["oauth_config", "scopes"] and key == "bot" and value.startswith("["):
+            scopes.extend(item.strip().strip("'\"") for item in value.strip("[]").split(",") if item.strip())
+            continue
+        if not value:
+            path.append((indent, key))
+    return scopes
+
+
+def _header(headers: Mapping[str, object], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value if isinstance(value, str) else ",".join(str(v) for v in value)  # type: ignore[attr-defined]
+    return None
+
+
+def _model_problem(err: ModelError, settings: Settings) -> str:
+    where = settings.openai_base_url or "OpenAI"
+    if isinstance(err, ModelAuthError):
+        return f"{where} rejected the key: check OPENAI_API_KEY"
+    if isinstance(err, ModelNotFound):
+        return f"{where} does not serve model {settings.openai_model!r}: check OPENAI_MODEL"
+    if isinstance(err, ModelUnreachable):
+        return f"cannot reach {where}: check OPENAI_BASE_URL and that the server runs"
+    if isinstance(err, ModelUnavailable):
+        return f"{where} is overloaded or rate limited ({err}); try again"
+    if isinstance(err, ModelTimeout):
+        return f"{where} did not answer in time ({err})"
+    return f"{where} refused the request ({type(err).__name__}: {err})"
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+async def _check_slack(settings: Settings, manifest: Path) -> list[Check]:
+    checks: list[Check] = []
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15)
+    try:
+        response = await client.auth_test()
+    except SlackApiError as err:
+        code = err.response.get("error") if isinstance(err.response.data, dict) else None
+        problem = f"Slack rejected SLACK_BOT_TOKEN ({code or 'error'}): copy it again"
+        return [Check("slack auth", False, problem)]
+    except Exception as err:
+        problem = f"cannot reach Slack at {settings.slack_api_url} ({type(err).__name__})"
+        return [Check("slack auth", False, problem)]
+    team = response.get("team") or response.get("team_id")
+    checks.append(Check("slack auth", True, f"@{response.get('user')} in {team} ({response.get('team_id')})"))
+
+    granted_raw = _header(response.headers, "x-oauth-scopes")
+    manifest_text = _read(manifest)
+    if manifest_text is None:
+        checks.append(Check("slack scopes", None, f"{manifest} not found: cannot compare the scopes"))
+    elif granted_raw is None:
+        checks.append(Check("slack scopes", None, "Slack did not report the token's scopes"))
+    else:
+        wanted = manifest_bot_scopes(manifest_text)
+        granted = {s.strip() for s in granted_raw.split(",") if s.strip()}
+        missing = [s for s in wanted if s not in granted]
+        extra = sorted(granted - set(wanted))
+        if missing:
+            detail = (
+                f"missing {', '.join(missing)}: add them in OAuth & Permissions (or recreate the app "
+                f"from {manifest.name}) and reinstall it"
+            )
+            checks.append(Check("slack scopes", False, detail))
+        else:
+            note = f" (also granted: {', '.join(extra)})" if extra else ""
+            checks.append(Check("slack scopes", True, f"all {len(wanted)} scopes of {manifest.name}{note}"))
+
+    if settings.socket_mode:
+        app_client = AsyncWebClient(
+            token=settings.slack_app_token, base_url=settings.slack_api_url, timeout=15
+        )
+        try:
+            await app_client.apps_connections_open(app_token=settings.slack_app_token or "")
+            checks.append(Check("socket mode", True, "SLACK_APP_TOKEN opens a connection"))
+        except SlackApiError as err:
+            code = err.response.get("error") if isinstance(err.response.data, dict) else None
+            checks.append(
+                Check(
+                    "socket mode",
+                    False,
+                    f"Slack refused SLACK_APP_TOKEN ({code or 'error'}): it needs connections:write, "
+                    "and Socket Mode must be on",
+                )
+            )
+        except Exception as err:
+            checks.append(Check("socket mode", False, f"cannot reach Slack ({type(err).__name__})"))
+    else:
+        checks.append(Check("socket mode", None, "off: HTTP mode, events at POST /slack/events"))
+    return checks
+
+
+async def _check_model(settings: Settings) -> Check:
+    from bot.llm import LLMClient
+
+    llm = LLMClient(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        model=settings.openai_model,
+        first_token_timeout=settings.first_token_timeout_seconds,
+        idle_timeout=settings.idle_timeout_seconds,
+    )
+    try:
+        served = await llm.probe(timeout=min(30.0, settings.first_token_timeout_seconds))
+    except ModelError as err:
+        return Check("model", False, _model_problem(err, settings))
+    finally:
+        await llm.close()
+    where = settings.openai_base_url or "OpenAI"
+    return Check("model", True, f"{served} answered at {where}")
+
+
+async def _check_redis(settings: Settings) -> Check:
+    if not settings.redis_url:
+        return Check("redis", None, "not configured: queue and store in memory (one replica)")
+    from bot.redis import connect, ping
+
+    client = connect(settings.redis_url, socket_timeout=3.0, connect_timeout=2.0, retries=0)
+    try:
+        alive = await asyncio.wait_for(ping(client), 10.0)
+    except TimeoutError:
+        alive = False
+    finally:
+        await client.aclose()
+    if alive:
+        return Check("redis", True, "answers PING")
+    return Check("redis", False, "cannot reach REDIS_URL: check the URL and that Redis runs")
+
+
+def _limits(settings: Settings) -> Check:
+    s = settings
+    parts = [
+        f"channels: {', '.join(sorted(s.allowed_channels)) if s.allowed_channels else 'all'}",
+        f"users: {f'{len(s.allowed_users)} allowed' if s.allowed_users else 'all'}",
+        f"rate: {s.user_rate.describe() + ' per user' if s.user_rate else 'off'}",
+        f"daily tokens: workspace {f'{s.daily_tokens_workspace:,}' if s.daily_tokens_workspace else 'off'}, "
+        f"user {f'{s.daily_tokens_user:,}' if s.daily_tokens_user else 'off'}",
+    ]
+    return Check("access & limits", None, "; ".join(parts))
+
+
+async def run_checks(env: Mapping[str, str], *, manifest: Path = DEFAULT_MANIFEST) -> list[Check]:
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as err:
+        return [Check("configuration", False, f"{err.variable} {err.problem}")]
+    mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
+    checks = [Check("configuration", True, f"{mode}, model {settings.openai_model}")]
+    checks += await _check_slack(settings, manifest)
+    checks.append(await _check_model(settings))
+    checks.append(await _check_redis(settings))
+    checks.append(_limits(settings))
+    return checks
+
+
+def render(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'check'.ljust(width)}  status  detail", f"{'-' * width}  ------  ------"]
+    lines += [f"{c.name.ljust(width)}  {c.status.ljust(6)}  {c.detail}" for c in checks]
+    failed = [c.name for c in checks if c.ok is False]
+    lines.append("")
+    lines.append(f"{len(failed)} to fix: {', '.join(failed)}" if failed else "all checks passed")
+    return "\n".join(lines)
+
+
+def main(argv: list[str], *, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    """Run the checks against ``env`` (the environment and ``.env`` by default); 0 if all passed."""
+    out = out if out is not None else sys.stdout
+    manifest = DEFAULT_MANIFEST
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--manifest" and args:
+            manifest = Path(args.pop(0))
+        elif arg in ("-h", "--help"):
+            print(USAGE, file=out)
+            return 0
+        else:
+            print(f"threadline check: unknown argument {arg!r}\n{USAGE}", file=sys.stderr)
+            return 2
+    checks = asyncio.run(run_checks(environment() if env is None else env, manifest=manifest))
+    print(render(checks), file=out)
+    return 1 if any(c.ok is False for c in checks) else 0

@@ -1,0 +1,129 @@
+"""The edit budget in Redis, so that every replica draws on one budget per workspace.
+
+Keys (``P`` is the prefix, ``threadline:`` by default)::
+
+    P edits:{team}    zset     one member per granted edit, scored by its time (ms, Redis' clock)
+    P pause:{team}    string   exists while Slack's Retry-After holds the workspace (PX = the pause)
+
+One Lua script takes a slot: it drops entries older than the window, answers "wait" while the pause
+key lives, and adds an entry only if the count is under the priority's ceiling; otherwise it returns
+the milliseconds until the entry that blocks this priority leaves the window, and ``acquire`` sleeps
+exactly that long before trying again (no fixed-interval polling). Time comes from Redis (``TIME``),
+so replicas with skewed clocks still share one window.
+
+Priority across waiters is best-effort here (``MemoryEditBudget`` orders its waiters strictly): waiters
+do not queue, whoever runs the script first when a slot frees gets it. What *is* guaranteed is the
+ceilings: progress and notices may fill only ``limit - reserve`` slots of a window and first words
+``limit - reserve // 2``, so a final edit always finds room within the window, whatever the other
+replicas are doing; progress edits can never starve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.ratelimit.base import Priority
+from bot.store.base import StoreUnavailable
+
+DEFAULT_PREFIX = "threadline:"
+
+
+def edits_key(prefix: str, team_id: str) -> str:
+    return f"{prefix}edits:{team_id}"
+
+
+def pause_key(prefix: str, team_id: str) -> str:
+    return f"{prefix}pause:{team_id}"
+
+
+# KEYS: edits, pause; ARGV: window (ms), ceiling, member -> 0 granted | ms to wait before trying again
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local window, ceiling = tonumber(ARGV[1]), tonumber(ARGV[2])
+local paused = redis.call('PTTL', KEYS[2])
+if paused > 0 then return paused end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n < ceiling then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window) + 1)
+  return 0
+end
+local blocker = redis.call('ZRANGE', KEYS[1], n - ceiling, n - ceiling, 'WITHSCORES')
+return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
+"""
+
+# KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
+_PAUSE = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+"""
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+
+
+class RedisEditBudget:
+    """``EditBudget`` in Redis, with the same ceilings per priority as ``MemoryEditBudget``."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        limit: int,
+        window: float = 60.0,
+        reserve_fraction: float = 0.2,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.window = window
+        self.prefix = prefix
+        self._window_ms = window * 1000
+        reserve = min(limit - 1, math.ceil(limit * reserve_fraction))
+        self._ceiling = {
+            Priority.FINAL: limit,
+            Priority.FIRST_WORDS: limit - reserve // 2,
+            Priority.PROGRESS: limit - reserve,
+            Priority.NOTICE: limit - reserve,
+        }
+        self._take = redis.register_script(_TAKE)
+        self._pause = redis.register_script(_PAUSE)
+        self._token = secrets.token_hex(6)  # members must be unique across replicas
+        self._seq = itertools.count()
+
+    async def acquire(self, *, team_id: str, priority: Priority) -> None:
+        keys = [edits_key(self.prefix, team_id), pause_key(self.prefix, team_id)]
+        member = f"{self._token}:{next(self._seq)}"
+        args: list[str | float] = [self._window_ms, self._ceiling[priority], member]
+        while True:
+            with _translated():
+                wait_ms = int(await self._take(keys=keys, args=args))
+            if wait_ms <= 0:
+                return
+            await asyncio.sleep(wait_ms / 1000)  # until the blocking entry leaves the window
+
+    async def pause(self, *, team_id: str, seconds: float) -> None:
+        ms = math.ceil(seconds * 1000)
+        if ms <= 0:
+            return
+        with _translated():
+            await self._pause(keys=[pause_key(self.prefix, team_id)], args=[ms])

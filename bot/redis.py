@@ -1,0 +1,48 @@
+"""The one place that opens a Redis connection (used when ``REDIS_URL`` is set).
+
+Every backend (``queue/redis.py``, ``store/redis.py``, ``ratelimit/redis.py``) takes the client this
+returns. It decodes replies to ``str``, bounds every socket operation with a timeout (so a dead
+Redis fails a call in seconds instead of hanging it), checks idle connections before reuse, and
+retries a failed call on a fresh connection with exponential backoff (0.2 s, 0.4 s, 0.8 s, ... capped
+at 5 s). Callers translate what still fails into ``QueueUnavailable``/``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+# Blocking reads (BLPOP in the queue) must stay under the socket timeout: see RedisQueue.claim.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_RETRIES = 3
+DEFAULT_HEALTH_CHECK_INTERVAL = 15
+
+
+def connect(
+    url: str,
+    *,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    health_check_interval: int = DEFAULT_HEALTH_CHECK_INTERVAL,
+) -> aioredis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``). Connects lazily."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        health_check_interval=health_check_interval,
+        retry=Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=retries),
+    )
+
+
+async def ping(redis: aioredis.Redis) -> bool:
+    """True if Redis answers; False (never an exception) if it cannot be reached."""
+    try:
+        return bool(await redis.ping())
+    except (RedisError, OSError):
+        return False

@@ -1,0 +1,283 @@
+"""The per-channel queue end to end, over both backends (memory, and Redis with a real redis-server),
+then several bot processes sharing one Redis: work spread, kill -9, SIGTERM, Redis restarts, retries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.engine import BUSY_TEXT
+from tests.conftest import Bot, StartBot, bot_env
+from tests.fakes.openai import FakeOpenAI, Reply
+from tests.fakes.slack import FakeSlack, Message
+from tests.procs import BotProcess
+from tests.redis_fixtures import redis_client, redis_server  # noqa: F401
+from tests.redis_server import RedisServer
+
+
+def bot_replies(slack: FakeSlack, channel: str, thread_ts: str) -> list[Message]:
+    return [m for m in slack.thread(channel, thread_ts) if m.user == slack.bot_user_id]
+
+
+def answered(slack: FakeSlack, channel: str, thread_ts: str, text: str) -> bool:
+    return any(m.text == text for m in bot_replies(slack, channel, thread_ts))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend_bot(
+    request: pytest.FixtureRequest,
+    start_bot: StartBot,
+    redis_server: RedisServer,  # noqa: F811
+) -> Callable[..., Awaitable[Bot]]:
+    async def start(**env: str) -> Bot:
+        if request.param == "redis":
+            redis_server.start()
+            env["REDIS_URL"] = redis_server.url
+            from bot.redis import connect
+
+            client = connect(redis_server.url)
+            await client.flushall()
+            await client.aclose()
+        return await start_bot(**env)
+
+    return start
+
+
+async def test_one_channel_answers_in_arrival_order(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    bot = await backend_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(*(Reply.text(f"answer {i}", delay=0.02) for i in range(5)))
+    events = [slack.mention_event("C1", f"question {i}") for i in range(5)]
+    for event in events:  # arrival order = the order Slack delivers them
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: all(bot_replies(slack, "C1", e["ts"]) for e in events), 10)
+    await model.wait_for(lambda: len(model.finished_at) == 5, 15)
+    questions = [r["messages"][-1]["content"] for r in model.requests]
+    assert questions == [f"<@U_ALICE>: question {i}" for i in range(5)]  # one at a time, in order
+    for started, finished in zip(model.request_times[1:], model.finished_at, strict=False):
+        assert started >= finished  # the next starts only when the previous is done
+    for i, event in enumerate(events):
+        await slack.wait_for(lambda e=event, i=i: answered(slack, "C1", e["ts"], f"answer {i}"), 10)
+
+
+async def test_waiting_requests_see_their_place_in_line(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    bot = await backend_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text("first " * 20, delay=0.03), Reply.text("second"), Reply.text("third"))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(3)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: all(bot_replies(slack, "C1", e["ts"]) for e in events), 10)
+    third = bot_replies(slack, "C1", events[2]["ts"])[0]
+    assert third.args["text"] == "_Queued: 2 requests ahead of you…_"
+    await slack.wait_for(lambda: answered(slack, "C1", events[2]["ts"], "third"), 15)
+    texts = [e.text for e in third.edits]
+    assert "_Queued: 1 request ahead of you…_" in texts  # it moved up the line
+    assert texts.index("_Queued: 1 request ahead of you…_") < texts.index("third")
+
+
+async def test_a_full_channel_says_busy_and_queues_nothing(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    bot = await backend_bot(BOT_MAX_QUEUE_PER_CHANNEL="2", BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text("slow " * 30, delay=0.03), Reply.text("a"), Reply.text("b"))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(4)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: answered(slack, "C1", events[3]["ts"], BUSY_TEXT), 10)
+    await slack.wait_for(lambda: answered(slack, "C1", events[2]["ts"], "b"), 15)
+    assert len(model.requests) == 3  # the fourth was never queued
+
+
+async def test_unrelated_threads_may_run_together_but_one_thread_stays_in_order(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    bot = await backend_bot(BOT_CHANNEL_CONCURRENCY="2", BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text("root a"), Reply.text("root b"))
+    a = slack.mention_event("C1", "thread a")
+    b = slack.mention_event("C1", "thread b")
+    for event in (a, b):
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(
+        lambda: answered(slack, "C1", a["ts"], "root a") and answered(slack, "C1", b["ts"], "root b")
+    )
+    model.script(Reply.text("a1 " * 10, delay=0.05), Reply.text("b1 " * 10, delay=0.05), Reply.text("a2"))
+    follow_a1 = slack.mention_event("C1", "a follow-up 1", thread_ts=a["ts"])
+    follow_b1 = slack.mention_event("C1", "b follow-up 1", thread_ts=b["ts"])
+    follow_a2 = slack.mention_event("C1", "a follow-up 2", thread_ts=a["ts"])
+    for event in (follow_a1, follow_b1, follow_a2):
+        await slack.send_event(bot.url, event)
+    await model.wait_for(lambda: len(model.requests) == 4, 10)
+    await asyncio.sleep(0)
+    assert model.active_streams == 2  # two threads at once
+    await slack.wait_for(lambda: answered(slack, "C1", a["ts"], "a2"), 15)
+    # a2 started only after a1 finished, and saw a1's answer as context
+    last = model.requests[-1]["messages"]
+    assert last[-1]["content"] == "<@U_ALICE>: a follow-up 2"
+    assert last[-2] == {"role": "assistant", "content": ("a1 " * 10)}
+
+
+# -- several replicas on one Redis ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def replicas(
+    slack: FakeSlack,
+    model: FakeOpenAI,
+    redis_server: RedisServer,  # noqa: F811
+) -> AsyncIterator[Callable[..., Awaitable[BotProcess]]]:
+    redis_server.start()
+    from bot.redis import connect
+
+    client = connect(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    started: list[BotProcess] = []
+
+    async def start(name: str, **env: str) -> BotProcess:
+        proc = BotProcess(
+            bot_env(
+                slack,
+                model,
+                REDIS_URL=redis_server.url,
+                OPENAI_MODEL=name,
+                BOT_LEASE_SECONDS="1.5",
+                LOG_LEVEL="INFO",
+                **env,
+            )
+        )
+        started.append(proc)
+        await proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        await proc.close()
+
+
+def served_by(model: FakeOpenAI) -> list[str]:
+    return [str(r["model"]) for r in model.requests]
+
+
+async def test_three_replicas_share_the_work(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    bots = [await replicas(f"replica-{i}") for i in range(3)]
+    model.default_reply = Reply.text("shared answer", delay=0.1)
+    events = [slack.mention_event(f"C{i}", "hello") for i in range(9)]
+    await asyncio.gather(*(slack.send_event(bots[i % 3].url, e) for i, e in enumerate(events)))
+    for e in events:
+        await slack.wait_for(lambda e=e: answered(slack, e["channel"], e["ts"], "shared answer"), 15)
+    assert len(model.requests) == 9
+    assert len(set(served_by(model))) >= 2  # the work spread over replicas
+
+
+async def test_a_retried_event_delivered_to_two_replicas_is_answered_once(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    a, b = await replicas("a"), await replicas("b")
+    model.default_reply = Reply.text("once", delay=0.05)
+    event = slack.mention_event("C1", "hi")
+    await asyncio.gather(
+        slack.send_event(a.url, event, event_id="EvTWICE"),
+        slack.send_event(b.url, event, event_id="EvTWICE", retry_num=1),
+    )
+    await slack.wait_for(lambda: answered(slack, "C1", event["ts"], "once"), 10)
+    await asyncio.sleep(0.3)
+    assert len(model.requests) == 1 and len(bot_replies(slack, "C1", event["ts"])) == 1
+
+
+async def _stream_started_on(model: FakeOpenAI, procs: dict[str, BotProcess]) -> BotProcess:
+    await model.wait_for(lambda: model.active_streams == 1 and len(model.requests) == 1, 10)
+    return procs[str(model.requests[0]["model"])]
+
+
+async def test_kill_9_mid_answer_is_completed_by_another_replica(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    procs = {name: await replicas(name) for name in ("a", "b")}
+    answer = " ".join(f"word{i}" for i in range(60))
+    model.script(Reply.text(answer, delay=0.05), Reply.text(answer, delay=0.01))
+    event = slack.mention_event("C1", "a long answer please")
+    await slack.send_event(procs["a"].url, event)
+    victim = await _stream_started_on(model, procs)
+    await slack.wait_for(
+        lambda: "word3" in "".join(m.text for m in bot_replies(slack, "C1", event["ts"])), 10
+    )
+    victim.kill()
+    await slack.wait_for(lambda: answered(slack, "C1", event["ts"], answer), 20)
+    replies = bot_replies(slack, "C1", event["ts"])
+    assert len(replies) == 1  # the same placeholder was completed
+    assert any("resuming" in e.text for e in replies[0].edits)
+    assert len(model.requests) == 2 and model.requests[1]["model"] != model.requests[0]["model"]
+
+
+async def test_sigterm_hands_the_job_back(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    procs = {name: await replicas(name, BOT_SHUTDOWN_GRACE_SECONDS="0.5") for name in ("a", "b")}
+    answer = " ".join(f"word{i}" for i in range(80))
+    model.script(Reply.text(answer, delay=0.05), Reply.text(answer, delay=0.01))
+    event = slack.mention_event("C1", "long")
+    await slack.send_event(procs["a"].url, event)
+    leaving = await _stream_started_on(model, procs)
+    assert await leaving.terminate() == 0  # graceful exit after the grace period
+    await slack.wait_for(lambda: answered(slack, "C1", event["ts"], answer), 20)
+    assert len(bot_replies(slack, "C1", event["ts"])) == 1
+
+
+async def test_redis_restart_loses_nothing_queued(
+    slack: FakeSlack,
+    model: FakeOpenAI,
+    replicas: Callable[..., Awaitable[BotProcess]],
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    bot = await replicas("solo", BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.default_reply = Reply.text("an answer")
+    model.script(Reply.text("an answer " * 40, delay=0.05))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(3)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: all(bot_replies(slack, "C1", e["ts"]) for e in events), 10)
+    redis_server.stop()
+    down = slack.mention_event("C2", "while redis is down")
+    status, _ = await slack.send_event(bot.url, down)
+    assert status == 200  # Slack is still acked
+    await slack.wait_for(
+        lambda: any("queue is unavailable" in m.text for m in bot_replies(slack, "C2", down["ts"])), 15
+    )
+    redis_server.start()
+    # Every queued request is still answered (the one in progress may be resumed if its lease
+    # lapsed while Redis was away).
+    for event in events:
+        await slack.wait_for(lambda e=event: answered(slack, "C1", e["ts"], "an answer"), 30)
+
+
+async def test_stop_pressed_on_another_replica_reaches_the_stream(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    procs = {name: await replicas(name) for name in ("a", "b")}
+    model.script(Reply.text(" ".join(f"w{i}" for i in range(300)), delay=0.03))
+    event = slack.mention_event("C1", "long", user="U_ALICE")
+    await slack.send_event(procs["a"].url, event)
+    streaming = await _stream_started_on(model, procs)
+    other = next(p for p in procs.values() if p is not streaming)
+    await slack.wait_for(lambda: any(m.blocks for m in bot_replies(slack, "C1", event["ts"])), 10)
+    message = bot_replies(slack, "C1", event["ts"])[0]
+    element = next(e for b in message.blocks or [] for e in b.get("elements", []) if e.get("action_id"))
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": "U_ALICE"},
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "message_ts": message.ts, "channel_id": "C1"},
+        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
+        "actions": [element],
+        "trigger_id": "1.2.3",
+    }
+    await slack.send_action(other.url, payload)
+    await slack.wait_for(lambda: "Stopped by <@U_ALICE>" in bot_replies(slack, "C1", event["ts"])[0].text, 10)
