@@ -410,8 +410,11 @@ class PortTaken(Exception):
 class BotProcess:
     """``python -m bot`` in HTTP mode, pointed at the fakes, in an empty working directory (no .env)."""
 
-    def __init__(self, env: dict[str, str], *, workdir: Path, log: Path) -> None:
+    def __init__(self, env: dict[str, str], *, workdir: Path, log: Path, profile: Path | None = None) -> None:
         self.env = env
+        self.profile = (
+            profile  # write a cProfile of the bot here (its CPU numbers then include cProfile's cost)
+        )
         self.port = int(env["PORT"])
         self.workdir = workdir
         self.log = log
@@ -441,8 +444,10 @@ class BotProcess:
 
     async def _start_once(self) -> None:
         with self.log.open("wb") as log:
+            profiler = ["-m", "cProfile", "-o", str(self.profile)] if self.profile is not None else []
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
+                *profiler,
                 "-m",
                 "bot",
                 env=self.env,
@@ -711,7 +716,7 @@ async def _wait_done(slack: BenchSlack, bots: list[BotProcess], timeout: float) 
     return f"timed out after {timeout:g}s with {slack.pending} answers unfinished"
 
 
-async def run_scenario(sc: Scenario, *, workdir: Path) -> Result:
+async def run_scenario(sc: Scenario, *, workdir: Path, profile_dir: Path | None = None) -> Result:
     result = Result(scenario=sc)
     if sc.redis and not redis_supported():
         result.skipped = "bot/app.py has no Redis queue yet (no RedisQueue): REDIS_URL is not used"
@@ -738,6 +743,7 @@ async def run_scenario(sc: Scenario, *, workdir: Path) -> Result:
                 bot_env(sc, slack, model, redis_url=redis_url),
                 workdir=workdir,
                 log=workdir / f"{sc.name}-bot{i}.log",
+                profile=profile_dir / f"{sc.name}-bot{i}.prof" if profile_dir is not None else None,
             )
             for i in range(sc.replicas)
         ]
@@ -999,14 +1005,16 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-async def run_all(scenarios: list[Scenario], *, progress: bool = True) -> list[Result]:
+async def run_all(
+    scenarios: list[Scenario], *, profile_dir: Path | None = None, progress: bool = True
+) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         for sc in scenarios:
             if progress:
                 print(f"running {sc.title}: {sc.describe()}", file=sys.stderr, flush=True)
             started = time.monotonic()
-            result = await run_scenario(sc, workdir=Path(tmp))
+            result = await run_scenario(sc, workdir=Path(tmp), profile_dir=profile_dir)
             if progress:
                 state = result.skipped or result.error or "done"
                 print(
@@ -1027,11 +1035,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, a smoke run of a minute")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the bot under cProfile and write <scenario>-bot<N>.prof files into DIR "
+        "(CPU numbers then include the profiler's own cost)",
+    )
+    parser.add_argument("--conversations", type=int, metavar="N", help="override: answers per scenario")
+    parser.add_argument("--channels", type=int, metavar="M", help="override: channels they are spread over")
+    parser.add_argument("--words", type=int, metavar="W", help="override: words per answer (one per chunk)")
+    parser.add_argument("--word-delay", type=float, metavar="S", help="override: seconds between chunks")
+    parser.add_argument(
+        "--edit-interval", type=float, metavar="S", help="override: BOT_EDIT_INTERVAL_SECONDS"
+    )
+    parser.add_argument("--max-concurrency", type=int, metavar="N", help="override: BOT_MAX_CONCURRENCY")
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        args.profile = args.profile.resolve()
     raise_open_files_limit()
-    scenarios = select(args.scenario, quick=args.quick)
+    overrides = {
+        name: value
+        for name, value in (
+            ("conversations", args.conversations),
+            ("channels", args.channels),
+            ("words", args.words),
+            ("word_delay", args.word_delay),
+            ("edit_interval", args.edit_interval),
+            ("max_concurrency", args.max_concurrency),
+        )
+        if value is not None
+    }
+    scenarios = [replace(sc, **overrides) for sc in select(args.scenario, quick=args.quick)]
+    for sc in scenarios:
+        if sc.channels > sc.conversations or min(sc.channels, sc.conversations, sc.words) < 1:
+            raise SystemExit(f"{sc.name}: need 1 <= channels <= conversations and words >= 1")
     host = machine()
-    results = asyncio.run(run_all(scenarios))
+    results = asyncio.run(run_all(scenarios, profile_dir=args.profile))
     print(report(results, markdown=args.markdown, quick=args.quick, host=host))
     return 0
 

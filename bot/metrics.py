@@ -140,6 +140,7 @@ class Metrics:
         for vote in VOTES:
             self._feedback.labels(vote=vote)
         self._slack_429.labels(method="chat.update")
+        self._reconnects.labels(reason="silent")
 
     # -- recording -------------------------------------------------------------------------------
     def request(self, source: str) -> None:

@@ -187,23 +187,19 @@ class SlackGateway:
         await self._call("chat.delete", lambda: self._aux_client.chat_delete(channel=channel, ts=ts))
 
     async def add_reaction(self, *, channel: str, ts: str, name: str) -> None:
-        try:
-            await self._call(
-                "reactions.add",
-                lambda: self._aux_client.reactions_add(channel=channel, timestamp=ts, name=name),
-            )
-        except SlackError as err:
-            if err.error != "already_reacted":
-                raise
+        await self._react("reactions.add", channel=channel, ts=ts, name=name, harmless="already_reacted")
 
     async def remove_reaction(self, *, channel: str, ts: str, name: str) -> None:
+        await self._react("reactions.remove", channel=channel, ts=ts, name=name, harmless="no_reaction")
+
+    async def _react(self, method: str, *, channel: str, ts: str, name: str, harmless: str) -> None:
+        call = (
+            self._aux_client.reactions_add if method == "reactions.add" else self._aux_client.reactions_remove
+        )
         try:
-            await self._call(
-                "reactions.remove",
-                lambda: self._aux_client.reactions_remove(channel=channel, timestamp=ts, name=name),
-            )
+            await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
         except SlackError as err:
-            if err.error != "no_reaction":
+            if err.error != harmless:
                 raise
 
     async def is_admin(self, *, user: str) -> bool:

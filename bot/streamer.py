@@ -275,14 +275,7 @@ class Streamer:
             if err.error == "message_not_found" or (final and self._clock() >= deadline):
                 # The message is gone, or Slack would not take the final edit in time: post the
                 # text as a new message so the answer is never lost.
-                self.ts[index] = await self._gateway.post_message(
-                    channel=self._channel,
-                    text=text,
-                    thread_ts=self._thread_ts,
-                    blocks=blocks,
-                    request_id=self._request_id,
-                    piece=index,
-                )
+                self.ts[index] = await self._post_piece(index, text, blocks)
                 self._record(index, text, blocks)
                 return True
             return False
@@ -298,6 +291,11 @@ class Streamer:
         self._sent_blocks[index] = blocks_key(blocks)
 
     async def _post_continuation(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        self.ts.append(await self._post_piece(index, text, blocks))
+        self._record(index, text, blocks)
+
+    async def _post_piece(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> str:
+        """Post piece ``index`` of the answer as a new message in the thread; returns its ts."""
         while True:
             try:
                 ts = await self._gateway.post_message(
@@ -315,9 +313,7 @@ class Streamer:
                     self._on_rate_limited("chat.postMessage")
                 await asyncio.sleep(err.retry_after)  # honouring Retry-After, not polling
                 continue
-            self.ts.append(ts)
-            self._record(index, text, blocks)
-            return
+            return ts
 
     async def _delete_leftovers(self, keep: int) -> None:
         for ts in self.ts[keep:]:

@@ -219,6 +219,7 @@ class FakeSlack:
             "commands",
             "groups:history",
             "im:history",
+            "reactions:read",
             "reactions:write",
             "users:read",
         ),

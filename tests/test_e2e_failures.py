@@ -71,6 +71,8 @@ async def test_429_with_retry_after_is_honoured(
     ts = await ask(slack, bot.url)
     await slack.wait_for(lambda: bot_texts(slack, "C1", ts) == ["After waiting."], timeout=10)
     assert model.request_times[1] - model.request_times[0] >= 0.45
+    edits = [e.text for m in bot_replies(slack, "C1", ts) for e in m.edits]
+    assert any("retrying, 2 of 3" in text for text in edits), edits  # the user saw it retry
 
 
 async def test_persistent_503_is_reported(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:

@@ -68,7 +68,9 @@ def request_id_of(message: Message) -> str:
     return str(metadata["event_payload"]["request_id"])
 
 
-async def ask(slack: FakeSlack, bot: Bot, channel: str, text: str, *, user: str = "U_ALICE") -> dict[str, Any]:
+async def ask(
+    slack: FakeSlack, bot: Bot, channel: str, text: str, *, user: str = "U_ALICE"
+) -> dict[str, Any]:
     event = slack.mention_event(channel, text, user=user)
     status, _ = await slack.send_event(bot.url, event)
     assert status == 200
@@ -279,7 +281,9 @@ async def test_daily_token_budgets_per_user_and_per_workspace(
     await answered(slack, "C2", last["ts"], ["The last one today."])
     after = await ask(slack, shared, "C2", "anything left?", user="U_DAN")
     await slack.wait_for(lambda: bool(texts(slack, "C2", after["ts"])))
-    assert texts(slack, "C2", after["ts"])[0].startswith("This workspace has used its daily allowance of 1 tokens")
+    assert texts(slack, "C2", after["ts"])[0].startswith(
+        "This workspace has used its daily allowance of 1 tokens"
+    )
     assert len(model.requests) == 3
 
 
@@ -291,7 +295,9 @@ async def readyz(bot: Bot) -> tuple[int, dict[str, Any]]:
         return resp.status, await resp.json()
 
 
-async def test_readyz_reports_each_dependency(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:
+async def test_readyz_reports_each_dependency(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
     bot = await start_bot()
     status, body = await readyz(bot)
     assert status == 200, body
@@ -331,11 +337,16 @@ async def test_readyz_checks_redis_when_configured(
 # -- Socket Mode watchdog -------------------------------------------------------------------------
 
 
-async def test_watchdog_reconnects_a_silent_socket(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:
-    bot = await start_bot(SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET="", BOT_SOCKET_WATCHDOG_SECONDS="0.6")
+async def test_watchdog_reconnects_a_silent_socket(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(
+        SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET="", BOT_SOCKET_WATCHDOG_SECONDS="0.6"
+    )
     assert slack.socket_connections == 1
     status, body = await readyz(bot)
     assert status == 200 and body["checks"]["socket_mode"] == "ok"
+    assert value(await scrape(bot), "threadline_socket_reconnects_total", reason="silent") == 0  # on $PORT
     socket = bot.runtime._socket
     assert socket is not None
     # slack_sdk's own monitor dies (the failure the watchdog exists for): no more pings, no pongs.

@@ -1,0 +1,146 @@
+"""``python -m bot check`` against the fakes: good settings pass (exit 0); each broken setting is named
+with its fix (exit 1). Nothing secret is printed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.check import DEFAULT_MANIFEST, Check, manifest_bot_scopes, render, run_checks
+from bot.check import main as check_main
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.slack import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_SCOPES = manifest_bot_scopes(DEFAULT_MANIFEST.read_text())
+
+
+@pytest.fixture
+async def workspace() -> AsyncIterator[FakeSlack]:
+    """A workspace whose bot token has exactly the manifest's scopes."""
+    async with FakeSlack(scopes=MANIFEST_SCOPES) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def narrow() -> AsyncIterator[FakeSlack]:
+    """A workspace whose app was installed before feedback came: no reactions:read."""
+    async with FakeSlack(scopes=[s for s in MANIFEST_SCOPES if s != "reactions:read"]) as fake:
+        yield fake
+
+
+def env_for(slack: FakeSlack, model: FakeOpenAI, **overrides: str) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        "SLACK_API_URL": slack.api_url,
+        "OPENAI_API_KEY": model.api_key,
+        "OPENAI_BASE_URL": model.base_url,
+        "OPENAI_MODEL": "fake-model",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def test_manifest_scopes_are_read_without_a_yaml_library() -> None:
+    assert MANIFEST_SCOPES == [
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "im:history",
+        "channels:history",
+        "groups:history",
+        "reactions:write",
+        "reactions:read",
+        "users:read",
+    ]
+    text = "oauth_config:\n  scopes:\n    user: [a]\n    bot: ['x:read', y]\nsettings:\n  bot: [no]\n"
+    assert manifest_bot_scopes(text) == ["x:read", "y"]
+
+
+async def test_good_settings_pass(workspace: FakeSlack, model: FakeOpenAI) -> None:
+    checks = by_name(await run_checks(env_for(workspace, model)))
+    assert [c.name for c in checks.values() if c.ok is False] == []
+    assert checks["slack auth"].ok and "T0001" in checks["slack auth"].detail
+    assert checks["slack scopes"].ok
+    assert checks["model"].ok and "fake-model" in checks["model"].detail
+    assert checks["redis"].ok is None  # not configured
+    probe = model.requests[-1]
+    assert probe["max_tokens"] == 1 and not probe.get("stream")  # one token, not streamed
+
+
+async def test_broken_settings_are_named_with_their_fix(narrow: FakeSlack, model: FakeOpenAI) -> None:
+    slack = narrow
+    env = env_for(slack, model, OPENAI_API_KEY="sk-wrong-key-123", REDIS_URL="redis://127.0.0.1:1/0")
+    checks = by_name(await run_checks(env))
+    assert checks["slack auth"].ok
+    assert checks["slack scopes"].ok is False
+    assert "missing reactions:read" in checks["slack scopes"].detail
+    assert checks["model"].ok is False and "OPENAI_API_KEY" in checks["model"].detail
+    assert checks["redis"].ok is False and "REDIS_URL" in checks["redis"].detail
+    table = render(list(checks.values()))
+    assert "3 to fix: slack scopes, model, redis" in table
+    assert "sk-wrong-key-123" not in table and slack.bot_token not in table
+
+
+async def test_a_rejected_token_and_socket_mode(workspace: FakeSlack, model: FakeOpenAI) -> None:
+    checks = by_name(await run_checks(env_for(workspace, model, SLACK_BOT_TOKEN="xoxb-not-this-one")))
+    assert checks["slack auth"].ok is False and "invalid_auth" in checks["slack auth"].detail
+    assert "slack scopes" not in checks
+
+    socket_env = env_for(workspace, model, SLACK_APP_TOKEN=workspace.app_token, SLACK_SIGNING_SECRET="")
+    checks = by_name(await run_checks(socket_env))
+    assert checks["socket mode"].ok, checks["socket mode"]
+    wrong_app = env_for(workspace, model, SLACK_APP_TOKEN="xapp-wrong", SLACK_SIGNING_SECRET="")
+    checks = by_name(await run_checks(wrong_app))
+    assert checks["socket mode"].ok is False and "SLACK_APP_TOKEN" in checks["socket mode"].detail
+
+
+async def test_a_configuration_error_stops_the_checks(workspace: FakeSlack, model: FakeOpenAI) -> None:
+    checks = await run_checks(env_for(workspace, model, BOT_USER_RATE="lots"))
+    assert len(checks) == 1 and checks[0].ok is False
+    assert checks[0].detail.startswith("BOT_USER_RATE must look like 20/10m")
+
+
+async def run_check(env: dict[str, str]) -> tuple[int, str]:
+    """``python -m bot check`` in a subprocess (no ``.env`` from the working directory)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BOT_", "REDIS_"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        "--manifest",
+        str(DEFAULT_MANIFEST),
+        env={**clean, **env, "PYTHONPATH": str(ROOT)},
+        cwd=str(ROOT / "tests"),  # no .env there
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_the_command_prints_a_table_and_exits_0_or_1(
+    workspace: FakeSlack, narrow: FakeSlack, model: FakeOpenAI
+) -> None:
+    # The command itself, in a subprocess, on a broken workspace (its token lacks a scope) ...
+    bad, bad_out = await run_check(env_for(narrow, model))
+    assert bad == 1, bad_out
+    assert "FIX" in bad_out and "reactions:read" in bad_out
+    # ... and its main (in a thread: it runs its own event loop) on a good one.
+    buffer = io.StringIO()
+    good = await asyncio.to_thread(check_main, [], env=env_for(workspace, model), out=buffer)
+    assert good == 0, buffer.getvalue()
+    assert "all checks passed" in buffer.getvalue() and "slack scopes" in buffer.getvalue()

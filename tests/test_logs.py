@@ -1,0 +1,114 @@
+"""Logs: JSON lines that parse, the request id on every line about a question, and no token, secret or
+message text unless ``LOG_MESSAGE_TEXT=true`` (end to end, with the libraries logging at DEBUG)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bot import logs
+from tests.conftest import StartBot
+from tests.fakes.openai import FakeOpenAI, Reply
+from tests.fakes.slack import FakeSlack, Message
+
+QUESTION = "what is the launch codename"
+ANSWER = "It is Bluebird, naturally."
+
+Capture = Callable[..., io.StringIO]
+
+
+@pytest.fixture
+def capture_logs() -> Iterator[Capture]:
+    """``logs.configure`` into a buffer, as ``python -m bot`` would; the root logger is restored after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    noisy = {name: logging.getLogger(name).level for name in logs.NOISY}
+
+    def configure(**kwargs: Any) -> io.StringIO:
+        buffer = io.StringIO()
+        logs.configure(stream=buffer, **kwargs)
+        return buffer
+
+    yield configure
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    for name, lvl in noisy.items():
+        logging.getLogger(name).setLevel(lvl)
+
+
+def request_id_of(message: Message) -> str:
+    metadata: Any = message.args.get("metadata")
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return str(metadata["event_payload"]["request_id"])
+
+
+async def converse(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, **env: str) -> str:
+    """One mention answered; returns the request id."""
+    bot = await start_bot(**env)
+    model.script(Reply.text(ANSWER, delay=0.01))
+    event = slack.mention_event("C1", QUESTION)
+    await slack.send_event(bot.url, event)
+
+    def done() -> bool:
+        return [m.text for m in slack.thread("C1", event["ts"]) if m.user == slack.bot_user_id] == [ANSWER]
+
+    await slack.wait_for(done, timeout=10)
+    # The log line that closes the request comes right after the final edit.
+    await slack.wait_for(lambda: bool(slack.calls_to("reactions.add")), timeout=5)
+    answer = next(m for m in slack.thread("C1", event["ts"]) if m.user == slack.bot_user_id)
+    await bot.runtime.stop(grace=1.0)  # everything is logged once it stopped
+    return request_id_of(answer)
+
+
+async def test_json_logs_parse_carry_the_request_id_and_no_secrets_or_text(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, capture_logs: Capture
+) -> None:
+    secrets = [slack.bot_token, slack.signing_secret, "sk-test"]
+    buffer = capture_logs(level="DEBUG", fmt="json", message_text=False, secrets=secrets)
+    rid = await converse(slack, model, start_bot)
+    output = buffer.getvalue()
+    records = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    assert len(records) > 5
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    mine = [r for r in records if r.get("request_id") == rid]
+    assert any(f"request {rid} from mention" in r["message"] for r in mine)  # submit
+    assert any(f"request {rid} finished: ok" in r["message"] for r in mine)  # run, after the final edit
+    for secret in secrets:
+        assert secret not in output
+    assert "xoxb-" not in output
+    assert QUESTION not in output and "Bluebird" not in output
+
+
+async def test_message_text_is_logged_only_when_asked_for(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, capture_logs: Capture
+) -> None:
+    buffer = capture_logs(level="INFO", fmt="text", message_text=True, secrets=[slack.bot_token])
+    rid = await converse(slack, model, start_bot, LOG_MESSAGE_TEXT="true")
+    output = buffer.getvalue()
+    assert QUESTION in output and ANSWER in output
+    assert f"[{rid}]" in output  # the text format shows the request id too
+    assert slack.bot_token not in output
+
+
+def test_redaction_and_request_context() -> None:
+    assert (
+        logs.redact("token xoxb-123-456-abc and sk-abcdefghijkl")
+        == "token xoxb-…[redacted] and sk-ab…[redacted]"
+    )
+    assert logs.redact("secret=hunter2hunter2", ["hunter2hunter2"]) == "secret=[redacted]"
+    record = logging.LogRecord("bot.engine", logging.INFO, __file__, 1, "hello", None, None)
+    with logs.bound_request("abc123"):
+        logs.RequestIdFilter().filter(record)
+    assert record.request_id == "abc123"
+    assert logs.request_id.get() is None
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["request_id"] == "abc123" and line["message"] == "hello"
+    debug = logging.LogRecord("slack_sdk.web", logging.DEBUG, __file__, 1, "body: hi", None, None)
+    assert not logs.RedactingFilter().filter(debug)
+    assert logs.RedactingFilter(message_text=True).filter(debug)
