@@ -9,10 +9,18 @@ at 5 s). Callers translate what still fails into ``QueueUnavailable``/``StoreUna
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.errors import ThreadlineError
 
 # Blocking reads (BLPOP in the queue) must stay under the socket timeout: see RedisQueue.claim.
 DEFAULT_SOCKET_TIMEOUT = 5.0
@@ -46,3 +54,17 @@ async def ping(redis: aioredis.Redis) -> bool:
         return bool(await redis.ping())
     except (RedisError, OSError):
         return False
+
+
+@contextlib.contextmanager
+def unavailable_as(error: type[ThreadlineError]) -> Iterator[None]:
+    """Redis unreachable (after the client's own retries) -> ``error`` (the seam's own exception)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise error(f"redis: {type(exc).__name__}") from exc
+
+
+def milliseconds(seconds: float) -> int:
+    """A positive whole number of milliseconds (for PX/PEXPIRE arguments)."""
+    return max(1, math.ceil(seconds * 1000))

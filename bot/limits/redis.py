@@ -16,15 +16,11 @@ a busy day's counter still expires.
 from __future__ import annotations
 
 import itertools
-import math
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.redis import milliseconds, unavailable_as
 from bot.store.base import StoreUnavailable
 
 DEFAULT_PREFIX = "threadline:"
@@ -55,18 +51,6 @@ return total
 """
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
-
-
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
-
-
 class RedisLimitStore:
     def __init__(self, redis: aioredis.Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._redis = redis
@@ -78,18 +62,22 @@ class RedisLimitStore:
 
     async def take(self, *, key: str, limit: int, window: float) -> float:
         member = f"{self._token}:{next(self._seq)}"
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             wait_ms = int(
-                await self._take(keys=[f"{self._prefix}limit:{key}"], args=[_ms(window), limit, member])
+                await self._take(
+                    keys=[f"{self._prefix}limit:{key}"], args=[milliseconds(window), limit, member]
+                )
             )
         return wait_ms / 1000
 
     async def add_usage(self, *, key: str, amount: int, ttl: float) -> int:
-        with _translated():
-            return int(await self._add(keys=[f"{self._prefix}usage:{key}"], args=[int(amount), _ms(ttl)]))
+        with unavailable_as(StoreUnavailable):
+            return int(
+                await self._add(keys=[f"{self._prefix}usage:{key}"], args=[int(amount), milliseconds(ttl)])
+            )
 
     async def usage(self, *, key: str) -> int:
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             value = await self._redis.get(f"{self._prefix}usage:{key}")
         return int(value) if value is not None else 0
 
@@ -99,11 +87,11 @@ class RedisLimitStore:
     async def remember_answer(
         self, *, team_id: str, channel: str, ts: str, request_id: str, ttl: float
     ) -> None:
-        with _translated():
-            await self._redis.set(self._answer_key(team_id, channel, ts), request_id, px=_ms(ttl))
+        with unavailable_as(StoreUnavailable):
+            await self._redis.set(self._answer_key(team_id, channel, ts), request_id, px=milliseconds(ttl))
 
     async def answer_request(self, *, team_id: str, channel: str, ts: str) -> str | None:
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             value = await self._redis.get(self._answer_key(team_id, channel, ts))
         return str(value) if value is not None else None
 

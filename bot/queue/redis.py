@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import Job
 from bot.queue.base import QueueFull, QueueUnavailable
+from bot.redis import unavailable_as
 
 DEFAULT_PREFIX = "threadline:"
 WAKE_TOKENS = 8  # the wake-up list is trimmed to this many tokens
@@ -76,7 +73,7 @@ local function lkey(qk) return P .. 'line:' .. qk end
 local function ikey(qk) return P .. 'inflight:' .. qk end
 local function tkey(qk) return P .. 'threads:' .. qk end
 
-local function now_ms()
+local function nowmilliseconds()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -146,7 +143,7 @@ _CLAIM = (
     _PRELUDE
     + """
 local worker, lease_ms, conc = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = now_ms()
+local now = nowmilliseconds()
 
 -- 1. Lapsed leases: their jobs go back to the front of their line, oldest first.
 local lapsed = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
@@ -207,7 +204,7 @@ _HEARTBEAT = (
     _PRELUDE
     + """
 local id, worker, tries, lease_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local now = now_ms()
+local now = nowmilliseconds()
 if not holds(id, worker, tries, now) then return 0 end
 local qk = redis.call('HGET', jkey(id), 'queue_key')
 local deadline = now + lease_ms
@@ -222,7 +219,7 @@ _COMPLETE = (
     _PRELUDE
     + """
 local id, worker, tries = ARGV[2], ARGV[3], ARGV[4]
-if not holds(id, worker, tries, now_ms()) then return 0 end
+if not holds(id, worker, tries, nowmilliseconds()) then return 0 end
 local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key')
 unlease(id, f[1], f[2])
 redis.call('DEL', jkey(id))
@@ -236,7 +233,7 @@ _RELEASE = (
     _PRELUDE
     + """
 local id, worker, tries = ARGV[2], ARGV[3], ARGV[4]
-if not holds(id, worker, tries, now_ms()) then return 0 end
+if not holds(id, worker, tries, nowmilliseconds()) then return 0 end
 local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key')
 unlease(id, f[1], f[2])
 redis.call('HSET', jkey(id), 'status', 'queued', 'worker', '')
@@ -259,15 +256,6 @@ end
 return out
 """
 )
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Redis unreachable (after the client's own retries) -> ``QueueUnavailable``."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise QueueUnavailable(f"redis: {type(exc).__name__}") from exc
 
 
 def _job_from_hash(flat: list[Any]) -> Job:
@@ -314,7 +302,7 @@ class RedisQueue:
 
     async def enqueue(self, *, job: Job, max_waiting: int) -> int:
         data = job.to_dict()
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             outcome, count = await self._enqueue(
                 args=[
                     self.prefix,
@@ -334,7 +322,7 @@ class RedisQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            with _translated():
+            with unavailable_as(QueueUnavailable):
                 found, payload = await self._claim(
                     args=[self.prefix, worker, self._lease_ms, self.channel_concurrency]
                 )
@@ -346,32 +334,32 @@ class RedisQueue:
             wait = min(remaining, self._max_block)
             if int(payload) >= 0:  # wake up when the next lease lapses, to reap it
                 wait = min(wait, int(payload) / 1000 + 0.002)
-            with _translated():
+            with unavailable_as(QueueUnavailable):
                 await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
 
     async def heartbeat(self, *, job: Job) -> bool:
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             renewed = await self._heartbeat(
                 args=[self.prefix, job.id, job.worker or "", job.tries, self._lease_ms]
             )
         return bool(renewed)
 
     async def complete(self, *, job: Job) -> bool:
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             done = await self._complete(args=[self.prefix, job.id, job.worker or "", job.tries])
         return bool(done)
 
     async def release(self, *, job: Job) -> None:
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             await self._release(args=[self.prefix, job.id, job.worker or "", job.tries])
 
     async def waiting(self, *, queue_key: str) -> list[Job]:
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             hashes = await self._waiting(args=[self.prefix, queue_key])
         return [_job_from_hash(flat) for flat in hashes]
 
     async def ahead(self, *, queue_key: str) -> int:
-        with _translated():
+        with unavailable_as(QueueUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.llen(line_key(self.prefix, queue_key))
                 pipe.zcard(inflight_key(self.prefix, queue_key))

@@ -24,14 +24,11 @@ import asyncio
 import itertools
 import math
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.ratelimit.base import Priority
+from bot.redis import unavailable_as
 from bot.store.base import StoreUnavailable
 
 DEFAULT_PREFIX = "threadline:"
@@ -72,14 +69,6 @@ return 1
 """
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
-
-
 class RedisEditBudget:
     """``EditBudget`` in Redis, with the same ceilings per priority as ``MemoryEditBudget``."""
 
@@ -115,7 +104,7 @@ class RedisEditBudget:
         member = f"{self._token}:{next(self._seq)}"
         args: list[str | float] = [self._window_ms, self._ceiling[priority], member]
         while True:
-            with _translated():
+            with unavailable_as(StoreUnavailable):
                 wait_ms = int(await self._take(keys=keys, args=args))
             if wait_ms <= 0:
                 return
@@ -125,5 +114,5 @@ class RedisEditBudget:
         ms = math.ceil(seconds * 1000)
         if ms <= 0:
             return
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             await self._pause(keys=[pause_key(self.prefix, team_id)], args=[ms])

@@ -14,15 +14,12 @@ keys in one Lua script: either none of them existed and all are set, or nothing 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.context import Turn
+from bot.redis import milliseconds, unavailable_as
 from bot.store.base import StoreUnavailable
 
 DEFAULT_PREFIX = "threadline:"
@@ -38,19 +35,6 @@ def request_key(prefix: str, request_id: str) -> str:
 
 def dedup_key(prefix: str, key: str) -> str:
     return f"{prefix}dedup:{key}"
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Redis unreachable (after the client's own retries) -> ``StoreUnavailable``."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
 
 
 class RedisConversationStore:
@@ -69,13 +53,13 @@ class RedisConversationStore:
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
         self._redis = redis
-        self._ttl_ms = _ms(ttl_seconds)
+        self._ttl_ms = milliseconds(ttl_seconds)
         self._max_turns = max_turns
         self.prefix = prefix
 
     async def get_turns(self, *, team_id: str, channel: str, thread_ts: str) -> list[Turn] | None:
         key = conversation_key(self.prefix, team_id, channel, thread_ts)
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             items = await self._redis.lrange(key, 0, -1)
         if not items:  # a list key exists only while it has elements
             return None
@@ -83,7 +67,7 @@ class RedisConversationStore:
 
     async def append_turns(self, *, team_id: str, channel: str, thread_ts: str, turns: list[Turn]) -> None:
         key = conversation_key(self.prefix, team_id, channel, thread_ts)
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:
                 if turns:
                     pipe.rpush(key, *(json.dumps(turn.to_dict()) for turn in turns))
@@ -92,11 +76,11 @@ class RedisConversationStore:
                 await pipe.execute()
 
     async def remember_request(self, *, request_id: str, data: dict[str, Any]) -> None:
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             await self._redis.set(request_key(self.prefix, request_id), json.dumps(data), px=self._ttl_ms)
 
     async def recall_request(self, *, request_id: str) -> dict[str, Any] | None:
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             raw = await self._redis.get(request_key(self.prefix, request_id))
         if raw is None:
             return None
@@ -120,14 +104,14 @@ class RedisDeduplicator:
     """``Deduplicator`` in Redis: one key per delivery key, set together or not at all."""
 
     def __init__(self, redis: aioredis.Redis, *, ttl_seconds: float, prefix: str = DEFAULT_PREFIX) -> None:
-        self._ttl_ms = _ms(ttl_seconds)
+        self._ttl_ms = milliseconds(ttl_seconds)
         self.prefix = prefix
         self._first_time = redis.register_script(_FIRST_TIME)
 
     async def first_time(self, *, keys: list[str]) -> bool:
         if not keys:
             return True
-        with _translated():
+        with unavailable_as(StoreUnavailable):
             fresh = await self._first_time(
                 keys=[dedup_key(self.prefix, key) for key in dict.fromkeys(keys)], args=[self._ttl_ms]
             )
