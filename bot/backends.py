@@ -28,12 +28,19 @@ class ResilientBudget:
         self.primary = primary
         self.fallback = fallback
 
-    async def acquire(self, *, team_id: str, priority: Priority) -> None:
+    async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
         try:
-            await self.primary.acquire(team_id=team_id, priority=priority)
+            await self.primary.acquire(team_id=team_id, priority=priority, answer_id=answer_id)
         except StoreUnavailable:
             logger.warning("edit budget unavailable in Redis; counting locally")
-            await self.fallback.acquire(team_id=team_id, priority=priority)
+            await self.fallback.acquire(team_id=team_id, priority=priority, answer_id=answer_id)
+
+    async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
+        await self.fallback.live(team_id=team_id, answer_id=answer_id, alive=alive)
+        try:
+            await self.primary.live(team_id=team_id, answer_id=answer_id, alive=alive)
+        except StoreUnavailable:
+            pass
 
     async def pause(self, *, team_id: str, seconds: float) -> None:
         await self.fallback.pause(team_id=team_id, seconds=seconds)
@@ -62,7 +69,10 @@ class Backends:
 
 def build(settings: Settings) -> Backends:
     s = settings
-    local_budget = MemoryEditBudget(limit=s.edits_per_minute, window=s.edit_window_seconds)
+    # The budget counts an edit when it grants it; Slack counts it when it arrives, a moment later.
+    # A second a minute of margin keeps the budget's count from ever being below Slack's.
+    edit_window = s.edit_window_seconds * (1 + 1 / 60)
+    local_budget = MemoryEditBudget(limit=s.edits_per_minute, window=edit_window)
     burst_window = s.posts_per_channel_burst / s.posts_per_channel_per_second
     local_pacer = MemoryEditBudget(limit=s.posts_per_channel_burst, window=burst_window, reserve_fraction=0)
     if not s.redis_url:
@@ -85,7 +95,7 @@ def build(settings: Settings) -> Backends:
         store=RedisConversationStore(redis, ttl_seconds=s.conversation_ttl_seconds),
         dedup=RedisDeduplicator(redis, ttl_seconds=s.dedup_ttl_seconds),
         budget=ResilientBudget(
-            RedisEditBudget(redis, limit=s.edits_per_minute, window=s.edit_window_seconds), local_budget
+            RedisEditBudget(redis, limit=s.edits_per_minute, window=edit_window), local_budget
         ),
         post_pacer=ResilientBudget(
             RedisEditBudget(redis, limit=s.posts_per_channel_burst, window=burst_window, reserve_fraction=0),

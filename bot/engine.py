@@ -58,6 +58,13 @@ def queued_text(ahead: int) -> str:
     return f"_Queued: {ahead} request{'s' if ahead != 1 else ''} ahead of you…_"
 
 
+def worth_a_notice(position: int) -> bool:
+    """Queue notices cost edits from the workspace's budget: each finished answer would otherwise
+    re-edit every waiting placeholder. The last few places are shown exactly, the rest in steps of 5.
+    Position 0 is never a notice: the answer's own streamer replaces the placeholder as it starts."""
+    return 0 < position <= 3 or (position > 3 and position % 5 == 0)
+
+
 def command_header(request: Request) -> str:
     """The first lines of a /ask answer: who asked what."""
     question = "\n".join(f">{line}" if line else ">" for line in escape(request.text).splitlines())
@@ -483,8 +490,13 @@ class Engine:
             waiting = await self.queue.waiting(queue_key=queue_key)
             in_progress = await self.queue.ahead(queue_key=queue_key) - len(waiting)
             for index, job in enumerate(waiting):
-                text = queued_text(in_progress + index)
-                if job.placeholder_ts is None or self._shown.get(job.id) == text:
+                position = in_progress + index
+                text = queued_text(position)
+                if (
+                    job.placeholder_ts is None
+                    or self._shown.get(job.id) == text
+                    or not worth_a_notice(position)
+                ):
                     continue
                 if job.request.source is Source.COMMAND:
                     shown = f"{command_header(job.request)}\n\n{text}"
@@ -492,6 +504,11 @@ class Engine:
                     shown = text
                 try:
                     await self.budget.acquire(team_id=job.request.team_id, priority=Priority.NOTICE)
+                    # The wait for a notice slot can be long: only a job still waiting gets one, so a
+                    # stale position never lands over an answer.
+                    still = await self.queue.waiting(queue_key=queue_key)
+                    if job.id not in {j.id for j in still}:
+                        continue
                     await self.gateway.update_message(
                         channel=job.request.channel, ts=job.placeholder_ts, text=shown
                     )

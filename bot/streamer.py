@@ -71,6 +71,7 @@ class Streamer:
         self._limit = limit
         self._final_deadline = final_deadline
         self._request_id = request_id
+        self._live_id = f"{request_id}:{placeholder_ts}"
         self._stop_button = stop_button
         self._clock = clock
 
@@ -141,8 +142,13 @@ class Streamer:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Streamer:
+        # The budget keeps room for this answer's final edit while it streams.
+        await self._budget.live(team_id=self._team_id, answer_id=self._live_id, alive=True)
         self._task = asyncio.create_task(self._run(), name=f"streamer-{self._request_id}")
         return self
+
+    async def _not_live(self) -> None:
+        await self._budget.live(team_id=self._team_id, answer_id=self._live_id, alive=False)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -160,14 +166,18 @@ class Streamer:
         self._final_button = button
         self._closing.set()
         self._changed.set()
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        try:
+            if self._task is not None:
+                await asyncio.shield(self._task)
+        finally:
+            await self._not_live()
 
     async def cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await asyncio.shield(self._not_live())
 
     # -- the flush task -----------------------------------------------------------------------
     async def _run(self) -> None:
@@ -189,7 +199,7 @@ class Streamer:
         """Take an edit slot. A progress edit gives up (returns False) when the stream ends while
         it waits, so the final text is sent at final priority instead."""
         if not interruptible:
-            await self._budget.acquire(team_id=self._team_id, priority=priority)
+            await self._budget.acquire(team_id=self._team_id, priority=priority, answer_id=self._live_id)
             return True
         acquire = asyncio.ensure_future(self._budget.acquire(team_id=self._team_id, priority=priority))
         closing = asyncio.ensure_future(self._closing.wait())
@@ -237,7 +247,9 @@ class Streamer:
             settled = todo < len(pieces) - 1  # a message that will not change any more
             if final or settled:
                 priority = Priority.FINAL
-            elif not self._shown_words and self._raw:
+            elif not self._shown_words:
+                # Until words show (the thinking indicator replacing a queue notice included), an
+                # edit is a first-words edit, so an answer never waits behind others' progress.
                 priority = Priority.FIRST_WORDS
             else:
                 priority = Priority.PROGRESS

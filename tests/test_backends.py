@@ -592,15 +592,28 @@ class TestEditBudgetContract:
                 task.cancel()
             await asyncio.gather(*progress, return_exceptions=True)
 
-    async def test_first_words_keep_half_the_reserve(self, backend: Backend) -> None:
-        budget = backend.budget(limit=5, window=0.5, reserve_fraction=0.4)
-        for _ in range(3):
-            await budget.acquire(team_id="T1", priority=Priority.PROGRESS)
+    async def test_room_is_kept_for_the_finals_of_live_answers(self, backend: Backend) -> None:
+        # 7 live answers, 5 edits a window: finals need 2 windows, which leave 3 slots for the rest.
+        budget = backend.budget(limit=5, window=0.6)
+        for i in range(7):
+            await budget.live(team_id="T1", answer_id=f"a{i}", alive=True)
         started = time.monotonic()
-        await budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS)  # the 4th slot
+        for _ in range(3):
+            await budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS)
         assert time.monotonic() - started < 0.2
-        await budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS)  # waits for the window
-        assert time.monotonic() - started >= 0.5 - _TIMING_SLACK
+        fourth = asyncio.create_task(budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS))
+        await asyncio.sleep(0.1)
+        assert not fourth.done()  # it would push a final into a third window
+        # finals still go, and a granted final stops its answer counting as live
+        await asyncio.wait_for(budget.acquire(team_id="T1", priority=Priority.FINAL, answer_id="a0"), 0.2)
+        await asyncio.sleep(0.05)
+        assert not fourth.done()  # 6 live answers, 4 used: still no room
+        fourth.cancel()
+        await asyncio.gather(fourth, return_exceptions=True)
+        for i in range(1, 7):
+            await budget.live(team_id="T1", answer_id=f"a{i}", alive=False)
+        # no live answers: a non-final edit may use the window's last slot
+        await asyncio.wait_for(budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS), 0.2)
 
     async def test_pause_holds_every_edit_of_the_workspace(self, backend: Backend) -> None:
         budget = backend.budget(limit=10, window=1.0)

@@ -21,10 +21,28 @@ class Priority(IntEnum):
 
 
 class EditBudget(Protocol):
-    async def acquire(self, *, team_id: str, priority: Priority) -> None:
-        """Wait until one edit may be sent now, and count it."""
+    async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
+        """Wait until one edit may be sent now, and count it. A final edit of a live answer
+        (``answer_id``) stops that answer counting as live from the moment it is granted."""
         ...
 
     async def pause(self, *, team_id: str, seconds: float) -> None:
         """Slack answered 429 with Retry-After: hold every edit of the workspace for ``seconds``."""
         ...
+
+    async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
+        """An answer starts (``alive``) or stops needing a final edit. The budget keeps room for the
+        finals of live answers: a non-final edit is refused when it would push some final into a
+        later window (with L live answers and B edits a window, finals need ceil(L/B) windows, which
+        leave B * ceil(L/B) - L slots for everything else)."""
+        ...
+
+
+def refuses_non_final(*, used: int, live: int, limit: int) -> bool:
+    """True when one more non-final edit now would delay some live answer's final by a window.
+
+    With ``free`` slots left in this window, the finals need ``max(0, ceil((live - free) / limit))``
+    more windows; a grant changes that number exactly when ``x = live - limit + used`` is a
+    non-negative multiple of ``limit``."""
+    x = live - limit + used
+    return x >= 0 and x % limit == 0

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.ratelimit.base import Priority
+from bot.ratelimit.base import Priority, refuses_non_final
 
 
 @dataclass(order=True)
@@ -25,6 +25,7 @@ class _Waiter:
     priority: int
     seq: int
     future: asyncio.Future[None] = field(compare=False)
+    answer_id: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class _Workspace:
     waiters: list[_Waiter] = field(default_factory=list)
     paused_until: float = 0.0
     timer: asyncio.TimerHandle | None = None
+    live: set[str] = field(default_factory=set)
 
 
 class MemoryEditBudget:
@@ -50,10 +52,12 @@ class MemoryEditBudget:
         self.window = window
         self._clock = clock
         reserve = min(limit - 1, math.ceil(limit * reserve_fraction))
-        # How many slots of the window each priority may fill.
+        # How many slots of the window each priority may fill (on top of the room kept for the
+        # finals of live answers, see ``refuses_non_final``): progress and notices leave some room
+        # for the first words of answers that have not shown any yet.
         self._ceiling = {
             Priority.FINAL: limit,
-            Priority.FIRST_WORDS: limit - reserve // 2,
+            Priority.FIRST_WORDS: limit,
             Priority.PROGRESS: limit - reserve,
             Priority.NOTICE: limit - reserve,
         }
@@ -71,17 +75,37 @@ class MemoryEditBudget:
         while ws.sent and ws.sent[0] <= now - self.window:
             ws.sent.popleft()
 
-    def _can_send(self, ws: _Workspace, priority: Priority, now: float) -> bool:
-        return now >= ws.paused_until and len(ws.sent) < self._ceiling[priority]
+    def _allowed_at(self, ws: _Workspace, priority: Priority, used: int) -> bool:
+        if used >= self._ceiling[priority]:
+            return False
+        if priority is Priority.FINAL:
+            return True
+        return not refuses_non_final(used=used, live=len(ws.live), limit=self.limit)
 
-    async def acquire(self, *, team_id: str, priority: Priority) -> None:
+    def _can_send(self, ws: _Workspace, priority: Priority, now: float) -> bool:
+        return now >= ws.paused_until and self._allowed_at(ws, priority, len(ws.sent))
+
+    async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
+        ws = self._workspaces.setdefault(team_id, _Workspace())
+        if alive:
+            ws.live.add(answer_id)
+        else:
+            ws.live.discard(answer_id)
+            if ws.waiters:
+                self._pump(team_id)
+
+    async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())
         now = self._clock()
         self._expire(ws, now)
         if not ws.waiters and self._can_send(ws, priority, now):
             ws.sent.append(now)
+            if priority is Priority.FINAL and answer_id is not None:
+                ws.live.discard(answer_id)
             return
-        waiter = _Waiter(int(priority), next(self._seq), asyncio.get_running_loop().create_future())
+        waiter = _Waiter(
+            int(priority), next(self._seq), asyncio.get_running_loop().create_future(), answer_id
+        )
         heapq.heappush(ws.waiters, waiter)
         self._pump(team_id)
         try:
@@ -118,13 +142,18 @@ class MemoryEditBudget:
                 break
             heapq.heappop(ws.waiters)
             ws.sent.append(now)
+            if head.priority == Priority.FINAL and head.answer_id is not None:
+                ws.live.discard(head.answer_id)
             head.future.set_result(None)
         if ws.waiters:
             wake = ws.paused_until
             if now >= ws.paused_until:
-                # The head waits for its ceiling: the oldest send that must leave the window.
-                ceiling = self._ceiling[Priority(ws.waiters[0].priority)]
-                index = len(ws.sent) - ceiling
+                # The head waits until enough sends have left the window for it to be allowed.
+                priority = Priority(ws.waiters[0].priority)
+                used = len(ws.sent)
+                start = min(used, self._ceiling[priority] - 1)
+                allowed = next((u for u in range(start, -1, -1) if self._allowed_at(ws, priority, u)), 0)
+                index = used - allowed - 1
                 wake = ws.sent[index] + self.window if 0 <= index < len(ws.sent) else now
             delay = max(0.0, wake - now) + 1e-3
             ws.timer = asyncio.get_running_loop().call_later(delay, self._pump, team_id)

@@ -13,9 +13,10 @@ so replicas with skewed clocks still share one window.
 
 Priority across waiters is best-effort here (``MemoryEditBudget`` orders its waiters strictly): waiters
 do not queue, whoever runs the script first when a slot frees gets it. What *is* guaranteed is the
-ceilings: progress and notices may fill only ``limit - reserve`` slots of a window and first words
-``limit - reserve // 2``, so a final edit always finds room within the window, whatever the other
-replicas are doing; progress edits can never starve it.
+ceilings and the room kept for live answers' finals (``P live:{team}``, a zset of answer ids scored
+by an expiry, see ``bot.ratelimit.base.refuses_non_final``): progress and notices may fill only
+``limit - reserve`` slots of a window, and no non-final edit may push a live answer's final into a
+later window, whatever the other replicas are doing.
 """
 
 from __future__ import annotations
@@ -42,22 +43,55 @@ def pause_key(prefix: str, team_id: str) -> str:
     return f"{prefix}pause:{team_id}"
 
 
-# KEYS: edits, pause; ARGV: window (ms), ceiling, member -> 0 granted | ms to wait before trying again
+def live_key(prefix: str, team_id: str) -> str:
+    return f"{prefix}live:{team_id}"
+
+
+# A live answer that is never closed (its replica died) stops counting after this long.
+LIVE_TTL_MS = 10 * 60 * 1000
+
+
+# KEYS: edits, pause, live; ARGV: window (ms), ceiling, member, limit, final (1|0), answer id or ''
+# -> 0 granted | ms to wait before trying again
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local window, ceiling = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, ceiling, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
-if n < ceiling then
+local refused = false
+if ARGV[5] == '0' then
+  -- keep room for the finals of live answers (see bot.ratelimit.base.refuses_non_final)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  local x = redis.call('ZCARD', KEYS[3]) - limit + n
+  refused = x >= 0 and x % limit == 0
+end
+if n < ceiling and not refused then
+  if ARGV[5] == '1' and ARGV[6] ~= '' then redis.call('ZREM', KEYS[3], ARGV[6]) end
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window) + 1)
   return 0
 end
-local blocker = redis.call('ZRANGE', KEYS[1], n - ceiling, n - ceiling, 'WITHSCORES')
+local index = 0
+if n >= ceiling then index = n - ceiling end
+local blocker = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+if blocker[2] == nil then return 1 end
 return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
+"""
+
+# KEYS: live; ARGV: answer id, 1 (alive) | 0, ms to keep it -> 1
+_LIVE = """
+if ARGV[2] == '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
 """
 
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
@@ -90,25 +124,42 @@ class RedisEditBudget:
         reserve = min(limit - 1, math.ceil(limit * reserve_fraction))
         self._ceiling = {
             Priority.FINAL: limit,
-            Priority.FIRST_WORDS: limit - reserve // 2,
+            Priority.FIRST_WORDS: limit,
             Priority.PROGRESS: limit - reserve,
             Priority.NOTICE: limit - reserve,
         }
         self._take = redis.register_script(_TAKE)
         self._pause = redis.register_script(_PAUSE)
+        self._live = redis.register_script(_LIVE)
         self._token = secrets.token_hex(6)  # members must be unique across replicas
         self._seq = itertools.count()
 
-    async def acquire(self, *, team_id: str, priority: Priority) -> None:
-        keys = [edits_key(self.prefix, team_id), pause_key(self.prefix, team_id)]
+    async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
+        keys = [
+            edits_key(self.prefix, team_id),
+            pause_key(self.prefix, team_id),
+            live_key(self.prefix, team_id),
+        ]
         member = f"{self._token}:{next(self._seq)}"
-        args: list[str | float] = [self._window_ms, self._ceiling[priority], member]
+        final = "1" if priority is Priority.FINAL else "0"
+        args: list[str | float] = [
+            self._window_ms,
+            self._ceiling[priority],
+            member,
+            self.limit,
+            final,
+            answer_id or "",
+        ]
         while True:
             with unavailable_as(StoreUnavailable):
                 wait_ms = int(await self._take(keys=keys, args=args))
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)  # until the blocking entry leaves the window
+
+    async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
+        with unavailable_as(StoreUnavailable):
+            await self._live(keys=[live_key(self.prefix, team_id)], args=[answer_id, int(alive), LIVE_TTL_MS])
 
     async def pause(self, *, team_id: str, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)
