@@ -687,6 +687,8 @@ class Engine:
             await self.store.remember_request(request_id=request.id, data=request.to_dict())
         except StoreUnavailable:
             logger.warning("could not keep request %s for a retry", request.id)
+        # The answer's message is known now: a vote on it counts even before the answer ends.
+        await self._remember_answer(request, [job.placeholder_ts])
         stopped = asyncio.Event()
         self._live[request.id] = (request, stopped)
         try:
@@ -698,7 +700,7 @@ class Engine:
             self._live.pop(request.id, None)
             self._stopped_by.pop(request.id, None)
         await self._remember(job, question, streamer.text)
-        await self._remember_answer(request, list(streamer.ts))
+        await self._remember_answer(request, [ts for ts in streamer.ts if ts != job.placeholder_ts])
         self.metrics.edits(streamer.edits)
         if self.settings.log_message_text:
             logger.info("answer: %s", streamer.text)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -110,41 +111,71 @@ class AnswerStream:
         try:
             with mapped_errors():
                 # The first-token timeout also covers the wait for the response headers.
-                stream = await asyncio.wait_for(client.open(self._messages), client.first_token_timeout)
+                opened = client.open(self._messages)
+                response, closer = await asyncio.wait_for(opened, client.first_token_timeout)
         except TimeoutError:
             raise ModelTimeout("first token", client.first_token_timeout) from None
+        loop = asyncio.get_running_loop()
+        got_content = False
         try:
-            chunks = aiter(stream)
-            got_content = False
-            while True:
-                timeout = client.idle_timeout if got_content else client.first_token_timeout
-                try:
-                    with mapped_errors():
-                        chunk = await asyncio.wait_for(anext(chunks), timeout)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    phase = "idle" if got_content else "first token"
-                    raise ModelTimeout(phase, timeout) from None
-                if chunk.usage is not None:
-                    self.usage = {
-                        "prompt_tokens": chunk.usage.prompt_tokens,
-                        "completion_tokens": chunk.usage.completion_tokens,
-                    }
-                for choice in chunk.choices:
-                    if choice.finish_reason:
-                        self.finish_reason = choice.finish_reason
-                    content = choice.delta.content if choice.delta else None
-                    if content:
+            lines = aiter(response.iter_lines())
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    wait = client.idle_timeout if got_content else client.first_token_timeout
+                    deadline.reschedule(loop.time() + wait)
+                    try:
+                        with mapped_errors():
+                            line = await anext(lines)
+                    except StopAsyncIteration:
+                        break
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, "event:" lines
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    deltas = self._parse(data)
+                    if deltas:
                         if not got_content:
                             self.first_token_at = time.monotonic()
-                        got_content = True
-                        yield content
-            if self.finish_reason == "content_filter":
-                raise ContentFiltered("finish_reason content_filter")
+                            got_content = True
+                        deadline.reschedule(None)  # the consumer's time is not the model's
+                        for delta in deltas:
+                            yield delta
+        except TimeoutError:
+            phase = "idle" if got_content else "first token"
+            raise ModelTimeout(
+                phase, client.idle_timeout if got_content else client.first_token_timeout
+            ) from None
         finally:
             with contextlib.suppress(Exception):
-                await stream.close()
+                await closer()
+        if self.finish_reason == "content_filter":
+            raise ContentFiltered("finish_reason content_filter")
+
+    def _parse(self, data: str) -> list[str]:
+        """One Chat Completions chunk (plain JSON, no per-chunk model objects: this is the hot path)."""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ModelUnavailable("malformed stream chunk") from None
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("error"):
+            raise ModelUnavailable("error event in the stream")
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = {
+                "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+                "completion_tokens": int(usage.get("completion_tokens") or 0),
+            }
+        deltas: list[str] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                deltas.append(content)
+        return deltas
 
 
 class LLMClient:
@@ -204,20 +235,29 @@ class LLMClient:
             raise ModelTimeout("check", timeout) from None
         return str(getattr(response, "model", "") or self.model)
 
-    async def open(self, messages: list[dict[str, str]]) -> Any:
-        """Start a streamed completion. ``stream_options.include_usage`` is sent while the server
-        accepts it; a server that refuses it (400 naming it) is asked again without."""
+    async def open(self, messages: list[dict[str, str]]) -> tuple[Any, Callable[[], Awaitable[None]]]:
+        """Start a streamed completion; returns the raw streaming response (the SSE lines are parsed
+        by ``AnswerStream``, without building an SDK model per chunk) and a function that closes it.
+        ``stream_options.include_usage`` is sent while the server accepts it; a server that refuses
+        it (400 naming it) is asked again without. HTTP errors raise the SDK's exceptions."""
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
         if self._usage_supported:
             try:
-                return await self._client.chat.completions.create(
-                    **kwargs, stream_options={"include_usage": True}
-                )
+                return await self._start(kwargs | {"stream_options": {"include_usage": True}})
             except openai.BadRequestError as err:
                 if "stream_options" not in str(err.message):
                     raise
                 logger.info("model server refuses stream_options; streaming without usage")
                 self._usage_supported = False
-        return await self._client.chat.completions.create(**kwargs)
+        return await self._start(kwargs)
+
+    async def _start(self, kwargs: dict[str, Any]) -> tuple[Any, Callable[[], Awaitable[None]]]:
+        manager = self._client.chat.completions.with_streaming_response.create(**kwargs)
+        response = await manager.__aenter__()
+
+        async def close() -> None:
+            await manager.__aexit__(None, None, None)
+
+        return response, close

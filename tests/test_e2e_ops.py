@@ -178,7 +178,10 @@ async def test_thumbs_on_answers_are_recorded_with_the_request_id(
 
     async def counted() -> bool:
         m = await scrape(bot)
-        return value(m, "threadline_feedback_total", vote="down") == 1
+        # each reaction is handled in its own listener task: wait for both votes
+        return value(m, "threadline_feedback_total", vote="down") == 1 and (
+            value(m, "threadline_feedback_total", vote="up") == 1
+        )
 
     await eventually(counted)
     m = await scrape(bot)

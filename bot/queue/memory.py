@@ -28,13 +28,28 @@ class MemoryQueue:
         self._jobs: dict[str, dict[str, Any]] = {}  # job id -> job data (waiting or in progress)
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (worker, deadline)
         self._cond = asyncio.Condition()
+        self._meta: dict[str, tuple[str, str]] = {}  # job id -> (queue key, thread key)
+        self._busy: dict[str, dict[str, str]] = {}  # queue key -> {job id: thread key} in progress
 
     def _job(self, job_id: str) -> Job:
         return Job.from_dict(self._jobs[job_id])
 
-    def _in_progress(self, queue_key: str) -> list[Job]:
-        jobs = (self._job(job_id) for job_id in self._leases)
-        return [job for job in jobs if job.request.queue_key == queue_key]
+    def _in_progress(self, queue_key: str) -> list[str]:
+        """Thread keys of the channel's jobs in progress (kept per channel: O(1) to find)."""
+        return list(self._busy.get(queue_key, {}).values())
+
+    def _lease(self, job_id: str, worker: str) -> None:
+        queue_key, thread_key = self._meta[job_id]
+        self._leases[job_id] = (worker, self._clock() + self.lease_seconds)
+        self._busy.setdefault(queue_key, {})[job_id] = thread_key
+
+    def _unlease(self, job_id: str) -> None:
+        del self._leases[job_id]
+        queue_key, _ = self._meta[job_id]
+        busy = self._busy.get(queue_key, {})
+        busy.pop(job_id, None)
+        if not busy:
+            self._busy.pop(queue_key, None)
 
     async def enqueue(self, *, job: Job, max_waiting: int) -> int:
         async with self._cond:
@@ -50,6 +65,7 @@ class MemoryQueue:
             data["status"] = JobStatus.QUEUED.value
             data["enqueued_at"] = time.time()
             self._jobs[job.id] = data
+            self._meta[job.id] = (key, job.thread_key)
             line.append(job.id)
             self._cond.notify_all()
             return ahead
@@ -61,7 +77,7 @@ class MemoryQueue:
         lapsed: list[str] = []
         for job_id, (_, deadline) in list(self._leases.items()):
             if deadline <= now:
-                del self._leases[job_id]
+                self._unlease(job_id)
                 lapsed.append(job_id)
             elif next_deadline is None or deadline < next_deadline:
                 next_deadline = deadline
@@ -76,12 +92,11 @@ class MemoryQueue:
     def _pick(self) -> str | None:
         heads = [(self._jobs[line[0]]["enqueued_at"], key) for key, line in self._lines.items() if line]
         for _, key in sorted(heads):
-            busy = self._in_progress(key)
-            if len(busy) >= self.channel_concurrency:
+            busy_threads = self._in_progress(key)
+            if len(busy_threads) >= self.channel_concurrency:
                 continue
-            busy_threads = {job.thread_key for job in busy}
             for job_id in self._lines[key]:
-                if self._job(job_id).thread_key not in busy_threads:
+                if self._meta[job_id][1] not in busy_threads:
                     return job_id
         return None
 
@@ -98,7 +113,7 @@ class MemoryQueue:
                     data["status"] = JobStatus.IN_PROGRESS.value
                     data["tries"] = int(data["tries"]) + 1
                     data["worker"] = worker
-                    self._leases[job_id] = (worker, self._clock() + self.lease_seconds)
+                    self._lease(job_id, worker)
                     return Job.from_dict(data)
                 now = self._clock()
                 if now >= deadline:
@@ -124,8 +139,9 @@ class MemoryQueue:
         async with self._cond:
             if not self._holds(job):
                 return False
-            del self._leases[job.id]
+            self._unlease(job.id)
             del self._jobs[job.id]
+            del self._meta[job.id]
             self._cond.notify_all()
             return True
 
@@ -133,7 +149,7 @@ class MemoryQueue:
         async with self._cond:
             if not self._holds(job):
                 return
-            del self._leases[job.id]
+            self._unlease(job.id)
             data = self._jobs[job.id]
             data["status"] = JobStatus.QUEUED.value
             data["worker"] = None
