@@ -27,6 +27,7 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_RETRIES = 3
 DEFAULT_HEALTH_CHECK_INTERVAL = 15
+DEFAULT_MAX_CONNECTIONS = 200
 
 
 def connect(
@@ -36,16 +37,24 @@ def connect(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     health_check_interval: int = DEFAULT_HEALTH_CHECK_INTERVAL,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> aioredis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``). Connects lazily."""
-    return aioredis.Redis.from_url(
+    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``). Connects lazily.
+
+    The pool *blocks* when all its connections are busy (for up to ``socket_timeout``) instead of
+    failing at once: a burst of hundreds of requests waits a moment for a connection rather than
+    being told the queue is unavailable."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout,
         decode_responses=True,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         health_check_interval=health_check_interval,
         retry=Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=retries),
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def ping(redis: aioredis.Redis) -> bool:

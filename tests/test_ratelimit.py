@@ -38,9 +38,9 @@ async def test_final_goes_before_progress() -> None:
     assert order == ["final", "progress"]
 
 
-async def test_reserve_keeps_room_for_finals() -> None:
+async def test_progress_fills_at_most_half_the_window() -> None:
     budget = MemoryEditBudget(limit=10, window=5.0, reserve_fraction=0.2)
-    for _ in range(8):
+    for _ in range(5):
         await budget.acquire(team_id="T", priority=Priority.PROGRESS)
     blocked = asyncio.create_task(budget.acquire(team_id="T", priority=Priority.PROGRESS))
     await asyncio.sleep(0.05)

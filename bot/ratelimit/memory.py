@@ -53,13 +53,14 @@ class MemoryEditBudget:
         self._clock = clock
         reserve = min(limit - 1, math.ceil(limit * reserve_fraction))
         # How many slots of the window each priority may fill (on top of the room kept for the
-        # finals of live answers, see ``refuses_non_final``): progress and notices leave some room
-        # for the first words of answers that have not shown any yet.
+        # finals of live answers, see ``refuses_non_final``): progress and notices may fill only half
+        # the window, so first words and finals, which every answer needs, keep the other half even
+        # when answers follow each other all day (a channel with a long queue).
         self._ceiling = {
             Priority.FINAL: limit,
             Priority.FIRST_WORDS: limit,
-            Priority.PROGRESS: limit - reserve,
-            Priority.NOTICE: limit - reserve,
+            Priority.PROGRESS: min(limit - reserve, max(1, limit // 2)),
+            Priority.NOTICE: min(limit - reserve, max(1, limit // 2)),
         }
         self._workspaces: dict[str, _Workspace] = {}
         self._seq = itertools.count()

@@ -15,7 +15,7 @@ Priority across waiters is best-effort here (``MemoryEditBudget`` orders its wai
 do not queue, whoever runs the script first when a slot frees gets it. What *is* guaranteed is the
 ceilings and the room kept for live answers' finals (``P live:{team}``, a zset of answer ids scored
 by an expiry, see ``bot.ratelimit.base.refuses_non_final``): progress and notices may fill only
-``limit - reserve`` slots of a window, and no non-final edit may push a live answer's final into a
+half the window, and no non-final edit may push a live answer's final into a
 later window, whatever the other replicas are doing.
 """
 
@@ -125,8 +125,8 @@ class RedisEditBudget:
         self._ceiling = {
             Priority.FINAL: limit,
             Priority.FIRST_WORDS: limit,
-            Priority.PROGRESS: limit - reserve,
-            Priority.NOTICE: limit - reserve,
+            Priority.PROGRESS: min(limit - reserve, max(1, limit // 2)),
+            Priority.NOTICE: min(limit - reserve, max(1, limit // 2)),
         }
         self._take = redis.register_script(_TAKE)
         self._pause = redis.register_script(_PAUSE)
