@@ -60,9 +60,9 @@ def queued_text(ahead: int) -> str:
 
 def worth_a_notice(position: int) -> bool:
     """Queue notices cost edits from the workspace's budget: each finished answer would otherwise
-    re-edit every waiting placeholder. The last few places are shown exactly, the rest in steps of 5.
+    re-edit every waiting placeholder. The last two places are shown exactly, the rest in steps of 5.
     Position 0 is never a notice: the answer's own streamer replaces the placeholder as it starts."""
-    return 0 < position <= 3 or (position > 3 and position % 5 == 0)
+    return 0 < position <= 2 or (position > 2 and position % 5 == 0)
 
 
 def command_header(request: Request) -> str:

@@ -89,8 +89,9 @@ class Streamer:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.edits = 0
-        if self.sent[0] != placeholder_text:
-            self._changed.set()  # replace the queue notice by the thinking indicator at once
+        # A queue notice stays until the first words replace it: a separate "thinking" edit would
+        # cost every queued answer one more edit of the workspace's budget (a long queue would then
+        # need more edits than the window sustains). A resumed answer sets a status, which shows.
 
     # -- producer side: cheap, synchronous, never blocks -------------------------------------
     @property
