@@ -22,10 +22,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from sandbox.server import LocalServer
 
 __all__ = ["FakeOpenAI", "Reply"]
 
@@ -121,7 +122,7 @@ class Reply:
         return None
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     def __init__(
         self, *, api_key: str = "sk-test", model: str = "gpt-4o-mini", host: str = "127.0.0.1"
     ) -> None:
@@ -167,21 +168,6 @@ class FakeOpenAI:
             await self._runner.cleanup()
             self._runner = None
         self._changed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return self._port
 
     @property
     def base_url(self) -> str:

@@ -36,12 +36,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+
+from sandbox.server import LocalServer
 
 __all__ = ["Call", "Edit", "FakeSlack", "Message", "sign_request"]
 
@@ -199,7 +200,7 @@ def _as_bool(value: Any) -> bool | None:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """One fake Slack workspace (one team, one bot). Use one instance per workspace."""
 
     def __init__(
@@ -310,21 +311,6 @@ class FakeSlack:
             await self._runner.cleanup()
             self._runner = None
         self._changed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._port
 
     @property
     def url(self) -> str:
