@@ -48,7 +48,12 @@ class Runtime:
         s = self.settings
         self.backends = backends.build(s)
         self.gateway = SlackGateway(
-            token=s.slack_bot_token, base_url=s.slack_api_url, post_pacer=self.backends.post_pacer
+            token=s.slack_bot_token,
+            base_url=s.slack_api_url,
+            post_pacer=self.backends.post_pacer,
+            post_attempts=s.max_attempts,
+            retry_base_seconds=s.retry_base_seconds,
+            on_rate_limited=self.metrics.slack_ratelimited,
         )
         try:
             auth = await self.gateway.client.auth_test()

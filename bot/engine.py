@@ -8,6 +8,7 @@ store. Failures are caught here, once, and told to the user in plain words (``bo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -26,7 +27,7 @@ from bot import logs
 from bot.constants import FILES_NOT_READ_NOTE, HELP_TEXT, INVITE_HINT, THINKING_TEXT
 from bot.context import Prompt, Turn, build_prompt, drop_oldest
 from bot.errors import CannotPost, ContextTooLong, ModelError, ModelTimeout, SlackError, user_message
-from bot.jobs import Job, Request, Source
+from bot.jobs import Job, Request, Source, new_request_id
 from bot.limits import policy
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
@@ -311,34 +312,9 @@ class Engine:
             logger.info("feedback %s on request %s from %s", vote, request_id, user)
 
     async def _post_placeholder(self, request: Request, *, text: str, thread_ts: str | None) -> str:
-        """Post a placeholder, retrying a rate limit (after Retry-After) or a server error. A post
-        whose response was lost may have landed: look for it (by its metadata) before posting again,
-        so a retry never posts twice."""
-        attempts = max(1, self.settings.max_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self.gateway.post_message(
-                    channel=request.channel, text=text, thread_ts=thread_ts, request_id=request.id
-                )
-            except SlackError as err:
-                if attempt == attempts or not (err.transient or err.retry_after is not None):
-                    raise
-                logger.warning("placeholder post failed (%s), attempt %d of %d", err.error, attempt, attempts)
-                if err.retry_after is not None:
-                    self.metrics.slack_ratelimited("chat.postMessage")
-                    await asyncio.sleep(min(err.retry_after, 30.0))
-                    continue
-                await asyncio.sleep(self.settings.retry_base_seconds * attempt)
-                if thread_ts is not None:
-                    try:
-                        found = await self.gateway.find_posted(
-                            channel=request.channel, thread_ts=thread_ts, request_id=request.id
-                        )
-                    except SlackError:
-                        found = None
-                    if found is not None:
-                        return found
-        raise AssertionError("unreachable")
+        return await self.gateway.post_answer(
+            channel=request.channel, text=text, thread_ts=thread_ts, request_id=request.id
+        )
 
     async def _reply(self, request: Request, text: str) -> None:
         """A short reply in the request's thread (or privately for a command)."""
@@ -413,7 +389,7 @@ class Engine:
                 text = f"Only <@{request.user}> (or a workspace admin) can stop this answer."
                 try:
                     await self.gateway.post_ephemeral(
-                        channel=channel, user=user, text=text, thread_ts=self._thread_of(request)
+                        channel=channel, user=user, text=text, thread_ts=request.thread_ts
                     )
                 except SlackError as err:
                     logger.info("could not explain the refused stop: %s", err.error)
@@ -441,15 +417,13 @@ class Engine:
             logger.info("could not remove the Retry button: %s", err.error)
         thread = original.thread_ts or message_ts
         source = Source.MENTION if original.source is Source.COMMAND else original.source
-        again = Request(
+        again = dataclasses.replace(
+            original,
             source=source,
-            team_id=original.team_id,
-            channel=original.channel,
-            user=original.user,
-            text=original.text,
-            ts=original.ts,
             thread_ts=thread,
-            has_files=original.has_files,
+            response_url=None,
+            event_id=None,
+            id=new_request_id(),
         )
         logger.info("request %s retried as %s by %s", request_id, again.id, user)
         await self.submit(again, dedup=False)
@@ -459,10 +433,6 @@ class Engine:
             await self.gateway.post_ephemeral(channel=channel, user=user, text=text)
         except SlackError as err:
             logger.info("could not post an ephemeral message: %s", err.error)
-
-    @staticmethod
-    def _thread_of(request: Request) -> str | None:
-        return request.thread_ts
 
     # -- queue positions ---------------------------------------------------------------------------
     async def job_finished(self, job: Job) -> None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ CANNOT_POST_ERRORS = frozenset(
 
 T = TypeVar("T")
 METADATA_EVENT = "threadline_answer"
+MAX_RATE_LIMITED = 10  # rate-limited attempts of one post before giving up
 
 
 def _retry_after(err: SlackApiError) -> float | None:
@@ -67,8 +69,19 @@ class SlackGateway:
     """Slack calls used by the engine. Create inside a running event loop; ``close()`` at the end."""
 
     def __init__(
-        self, *, token: str, base_url: str, timeout: int = 15, post_pacer: EditBudget | None = None
+        self,
+        *,
+        token: str,
+        base_url: str,
+        timeout: int = 15,
+        post_pacer: EditBudget | None = None,
+        post_attempts: int = 3,
+        retry_base_seconds: float = 1.0,
+        on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
+        self._post_attempts = max(1, post_attempts)
+        self._retry_base = retry_base_seconds
+        self._on_rate_limited = on_rate_limited
         # chat.postMessage is limited to about one message a second per channel (short bursts are
         # tolerated): every post of a channel waits for a slot of its pacer first.
         self._post_pacer = post_pacer
@@ -145,6 +158,56 @@ class SlackGateway:
             ),
         )
         return str(data["ts"])
+
+    async def post_answer(
+        self,
+        *,
+        channel: str,
+        text: str,
+        request_id: str,
+        thread_ts: str | None = None,
+        piece: int = 0,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Post a message of an answer (``request_id``, ``piece``), retrying what may succeed later:
+        a rate limit after its Retry-After (up to ``MAX_RATE_LIMITED`` times), a server error or a
+        lost response up to ``post_attempts`` times. ``chat.postMessage`` is not idempotent, so before
+        posting again after a server error the thread is searched for the message (by its metadata):
+        a retry never posts twice."""
+        failures = rate_limited = 0
+        while True:
+            try:
+                return await self.post_message(
+                    channel=channel,
+                    text=text,
+                    thread_ts=thread_ts,
+                    blocks=blocks,
+                    request_id=request_id,
+                    piece=piece,
+                )
+            except SlackError as err:
+                if err.retry_after is not None and rate_limited < MAX_RATE_LIMITED:
+                    rate_limited += 1
+                    if self._on_rate_limited is not None:
+                        self._on_rate_limited("chat.postMessage")
+                    await asyncio.sleep(min(err.retry_after, 30.0))  # honouring Retry-After
+                    continue
+                failures += 1
+                if not err.transient or failures >= self._post_attempts:
+                    raise
+                logger.warning(
+                    "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
+                )
+            await asyncio.sleep(self._retry_base * failures)
+            if thread_ts is not None:
+                try:
+                    found = await self.find_posted(
+                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                    )
+                except SlackError:
+                    found = None
+                if found is not None:
+                    return found
 
     async def find_posted(
         self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0

@@ -78,6 +78,8 @@ class Streamer:
         self._raw = ""
         self._status: str | None = None
         self._note: str | None = None
+        self._rendered_key: tuple[str, str | None, str | None, bool] | None = None
+        self._rendered: list[str] = []
         self.ts: list[str] = [placeholder_ts]
         # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
         self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
@@ -115,6 +117,14 @@ class Streamer:
         self._changed.set()
 
     def render_pieces(self, *, final: bool) -> list[str]:
+        """The messages the answer needs now. Rendering is the costly part of a sync, so the pieces
+        of the last state are kept and reused while nothing has changed."""
+        key = (self._raw, self._status, self._note, final)
+        if key != self._rendered_key:
+            self._rendered_key, self._rendered = key, self._render(final=final)
+        return self._rendered
+
+    def _render(self, *, final: bool) -> list[str]:
         body = to_mrkdwn(self._raw)
         parts = [p for p in (self._prefix, body) if p]
         if final and self._note:
@@ -309,24 +319,14 @@ class Streamer:
 
     async def _post_piece(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> str:
         """Post piece ``index`` of the answer as a new message in the thread; returns its ts."""
-        while True:
-            try:
-                ts = await self._gateway.post_message(
-                    channel=self._channel,
-                    text=text,
-                    thread_ts=self._thread_ts,
-                    blocks=blocks,
-                    request_id=self._request_id,
-                    piece=index,
-                )
-            except SlackError as err:
-                if err.retry_after is None:
-                    raise
-                if self._on_rate_limited is not None:
-                    self._on_rate_limited("chat.postMessage")
-                await asyncio.sleep(err.retry_after)  # honouring Retry-After, not polling
-                continue
-            return ts
+        return await self._gateway.post_answer(
+            channel=self._channel,
+            text=text,
+            thread_ts=self._thread_ts,
+            blocks=blocks,
+            request_id=self._request_id,
+            piece=index,
+        )
 
     async def _delete_leftovers(self, keep: int) -> None:
         for ts in self.ts[keep:]:

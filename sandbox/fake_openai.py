@@ -20,7 +20,6 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,26 +182,9 @@ class FakeOpenAI(LocalServer):
     def pending_replies(self) -> int:
         return len(self._script)
 
-    def _changed(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` is true; re-checked whenever a request arrives or a stream changes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            change = self._change
-            if predicate():
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(change.wait(), remaining)
-        raise TimeoutError(
-            f"FakeOpenAI.wait_for: condition still false after {timeout}s. {len(self.requests)} requests, "
-            f"{self.active_streams} active, {self.finished_streams} finished, "
+    def describe(self) -> str:
+        return (
+            f"{len(self.requests)} requests, {self.active_streams} active, {self.finished_streams} finished, "
             f"{self.abandoned_streams} abandoned streams, {len(self._script)} scripted replies left, "
             f"unknown paths: {self.unknown_paths}"
         )

@@ -464,26 +464,7 @@ class FakeSlack(LocalServer):
     def _on_response(self, key: str, payload: JSONDict) -> None:
         """Called after a post to the response URL ``key`` is accepted. Does nothing here."""
 
-    # ------------------------------------------------------------------ waiting
-
-    def _changed(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` is true; re-checked each time the fake serves something."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            change = self._change
-            if predicate():
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(change.wait(), remaining)
-        raise TimeoutError(f"FakeSlack.wait_for: condition still false after {timeout}s.\n{self.describe()}")
+    # ------------------------------------------------------------------ describing
 
     def describe(self, last: int = 15) -> str:
         """A readable summary of recent calls and messages (used in timeout messages)."""
