@@ -243,7 +243,12 @@ async def test_redis_restart_loses_nothing_queued(
     events = [slack.mention_event("C1", f"q{i}") for i in range(3)]
     for event in events:
         await slack.send_event(bot.url, event)
-    await slack.wait_for(lambda: all(bot_replies(slack, "C1", e["ts"]) for e in events), 10)
+    # 👀 is added only once a question is in the queue (its placeholder is posted before): wait for all
+    # three, or Redis could stop between a placeholder and its enqueue.
+    def reacted(ts: str) -> bool:
+        return any(c.ok and c.args.get("timestamp") == ts for c in slack.calls_to("reactions.add"))
+
+    await slack.wait_for(lambda: all(reacted(e["ts"]) for e in events), 10)
     redis_server.stop()
     down = slack.mention_event("C2", "while redis is down")
     status, _ = await slack.send_event(bot.url, down)
