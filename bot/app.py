@@ -117,7 +117,10 @@ class Runtime:
     # -- HTTP --------------------------------------------------------------------------------
     def web_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/slack/events", self._slack_events)
+        if not self.settings.socket_mode:
+            # Socket Mode turns Bolt's signature check off (envelopes come over the authenticated
+            # socket), so the HTTP endpoint must not exist there: it would accept forged events.
+            app.router.add_post("/slack/events", self._slack_events)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
@@ -128,7 +131,8 @@ class Runtime:
         return await to_aiohttp_response(bolt_response)
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": self.ready}, status=200 if self.ready else 503)
+        """Liveness: 200 while the process serves HTTP (readiness is ``/readyz``)."""
+        return web.json_response({"ok": True, "ready": self.ready})
 
     async def _check_model(self) -> str | None:
         """At start: does the model server answer? ``None`` if so, else what is wrong (for /readyz;

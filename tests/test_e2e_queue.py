@@ -243,6 +243,7 @@ async def test_redis_restart_loses_nothing_queued(
     events = [slack.mention_event("C1", f"q{i}") for i in range(3)]
     for event in events:
         await slack.send_event(bot.url, event)
+
     # 👀 is added only once a question is in the queue (its placeholder is posted before): wait for all
     # three, or Redis could stop between a placeholder and its enqueue.
     def reacted(ts: str) -> bool:

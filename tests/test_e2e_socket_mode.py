@@ -17,8 +17,14 @@ async def test_socket_mode_mention_dm_and_command(
     bot = await start_bot(SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET="")
     assert slack.socket_connections == 1
     # health is served on PORT in Socket Mode too
-    async with aiohttp.ClientSession() as http, http.get(f"{bot.base}/healthz") as resp:
-        assert resp.status == 200
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{bot.base}/healthz") as resp:
+            assert resp.status == 200
+        # Socket Mode does not verify HTTP signatures, so it serves no event endpoint: a forged,
+        # unsigned event posted to the health port is refused and never answered.
+        forged = slack.event_callback(slack.mention_event("C9", "forged question"))
+        async with http.post(f"{bot.base}/slack/events", json=forged) as resp:
+            assert resp.status in (404, 405)
 
     model.script(
         Reply.text("Over the socket.", delay=0.01), Reply.text("DM answer."), Reply.text("Command answer.")
@@ -56,3 +62,4 @@ async def test_socket_mode_mention_dm_and_command(
     )
     await slack.wait_ack(again)
     assert len(model.requests) == 3
+    assert not slack.bot_messages("C9")  # the forged event was never answered
