@@ -21,6 +21,7 @@ from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
 from bot.llm import LLMClient
 from bot.metrics import Metrics
+from bot.queue.memory import MemoryQueue
 from bot.redis import ping as redis_ping
 from bot.settings import Settings
 from bot.slack import SlackGateway
@@ -35,6 +36,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ready = False
+        self.refusing_intake = False
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._watchdog: SocketWatchdog | None = None
@@ -127,6 +129,12 @@ class Runtime:
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
+        if self.refusing_intake:
+            body = await request.text()
+            if not body.startswith("payload="):  # button presses still reach answers in flight
+                # Shutting down with an in-memory queue: a question taken now could never be
+                # answered. Slack retries an event that got no 2xx, so it is not lost.
+                return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
@@ -203,6 +211,7 @@ class Runtime:
     async def stop(self, *, grace: float | None = None) -> None:
         """Graceful: stop taking requests, let answers in flight finish for ``grace`` seconds."""
         self.ready = False
+        self.refusing_intake = isinstance(getattr(self, "queue", None), MemoryQueue)
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._watchdog is not None:
             await self._watchdog.close()
@@ -210,6 +219,8 @@ class Runtime:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if hasattr(self, "worker"):
             await self.worker.stop(grace=grace)
+            if isinstance(self.queue, MemoryQueue):
+                await self._abandon_queued(self.queue)
             await self.engine.close()
         if hasattr(self, "backends"):
             await self.backends.close()
@@ -219,6 +230,19 @@ class Runtime:
             await self.llm.close()
         if hasattr(self, "gateway"):
             await self.gateway.close()
+
+    async def _abandon_queued(self, queue: MemoryQueue) -> None:
+        """What an in-memory queue still holds dies with the process: tell each asker (bounded)."""
+        jobs = await queue.drain()
+        if not jobs:
+            return
+        logger.warning("shutting down with %d unanswered questions (in-memory queue)", len(jobs))
+        try:
+            async with asyncio.timeout(10):
+                for job in jobs:
+                    await self.engine.abandon(job)
+        except TimeoutError:
+            logger.warning("could not tell every asker before exiting")
 
 
 async def run_forever(settings: Settings) -> None:

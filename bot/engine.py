@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import (
     AsyncRetrying,
@@ -26,7 +26,15 @@ from tenacity import (
 from bot import logs
 from bot.constants import FILES_NOT_READ_NOTE, HELP_TEXT, INVITE_HINT, THINKING_TEXT
 from bot.context import Prompt, Turn, build_prompt, drop_oldest
-from bot.errors import CannotPost, ContextTooLong, ModelError, ModelTimeout, SlackError, user_message
+from bot.errors import (
+    CannotPost,
+    ContextTooLong,
+    EmptyAnswer,
+    ModelError,
+    ModelTimeout,
+    SlackError,
+    user_message,
+)
 from bot.jobs import Job, Request, Source, new_request_id
 from bot.limits import policy
 from bot.limits.base import LimitStore
@@ -47,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 WARNING_PREFIX = ":warning: "
 BUSY_TEXT = "This channel is busy: too many questions are waiting. Please ask again in a few minutes."
+RESTARTED_TEXT = "I was restarted before I could answer this. Please ask again."
 QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."
 RESUMING_TEXT = "_resuming…_"
 STOPPED_PREFIX = ":black_square_for_stop: _Stopped"
@@ -77,6 +86,32 @@ FEEDBACK_VOTES = {"+1": "up", "thumbsup": "up", "-1": "down", "thumbsdown": "dow
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ModelError) and exc.retryable
+
+
+class AnswerSink(Protocol):
+    """Where a generated answer goes: the ``Streamer``, or ``Collected`` for a response_url."""
+
+    @property
+    def text(self) -> str: ...
+    def append(self, delta: str) -> None: ...
+    def replace(self, text: str) -> None: ...
+    def set_status(self, status: str | None) -> None: ...
+
+
+class Collected:
+    """An answer gathered whole (a /ask answered through response_url: one final post, no edits)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def append(self, delta: str) -> None:
+        self.text += delta
+
+    def replace(self, text: str) -> None:
+        self.text = text
+
+    def set_status(self, status: str | None) -> None:
+        pass  # response_url allows too few posts for a "retrying" status
 
 
 class Engine:
@@ -110,6 +145,7 @@ class Engine:
         self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
         self._stopped_by: dict[str, str] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._reactions: dict[str, asyncio.Task[None]] = {}  # request id -> its newest reaction change
         self._intake_locks: dict[str, list[Any]] = {}  # queue key -> [lock, users]
         self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
         self._notices: dict[str, asyncio.Task[None]] = {}
@@ -158,10 +194,8 @@ class Engine:
         self.metrics.request(request.source.value)
         if self.settings.log_message_text:
             logger.info("question from %s: %s", request.user, request.text)
-        refusal = await self._refusal(request)
-        if refusal is not None:
-            await self._reply(request, refusal)
-            return
+        # Busy (or down) before the limits: taking the user's rate-limit slot is the last check, so a
+        # question the channel cannot take does not cost the asker one of their questions.
         try:
             ahead = await self.queue.ahead(queue_key=request.queue_key)
             waiting = len(await self.queue.waiting(queue_key=request.queue_key))
@@ -170,6 +204,10 @@ class Engine:
             return
         if waiting >= self.settings.max_queue_per_channel:
             await self._reply(request, BUSY_TEXT)
+            return
+        refusal = await self._refusal(request)
+        if refusal is not None:
+            await self._reply(request, refusal)
             return
         job = Job(request=request)
         try:
@@ -295,21 +333,40 @@ class Engine:
         except StoreUnavailable:
             logger.warning("could not remember the answer of request %s for feedback", request.id)
 
-    async def feedback(self, *, team_id: str, channel: str, ts: str, user: str, reaction: str) -> None:
-        """A reaction was added to a message: 👍/👎 on one of our answers is recorded."""
+    async def feedback(
+        self, *, team_id: str, channel: str, ts: str, user: str, reaction: str, removed: bool = False
+    ) -> None:
+        """A reaction was added to a message (or taken off it, ``removed``): 👍/👎 on one of our answers
+        is a vote. A user's vote of one kind on one answer counts once, however many reactions cast it
+        (again after a removal, redelivered, other skin tones, several messages of one answer), and is
+        withdrawn when its last reaction is removed; both are kept in the limits store for as long as
+        the answer is remembered."""
         vote = FEEDBACK_VOTES.get(reaction.split("::", 1)[0])
         if vote is None or user == self.bot_user_id:
             return
         try:
             request_id = await self.limits.answer_request(team_id=team_id, channel=channel, ts=ts)
+            if request_id is None:
+                return  # not one of our answers (or too old)
+            key = policy.vote_key(team_id, request_id, user, vote)
+            member = f"{ts}:{reaction}"
+            if removed:
+                changed = await self.limits.remove_vote(key=key, member=member)
+            else:
+                ttl = self.settings.conversation_ttl_seconds  # as the answer's own entry
+                changed = await self.limits.add_vote(key=key, member=member, ttl=ttl)
         except StoreUnavailable:
-            logger.warning("could not look up the answer for a %s vote", vote)
+            logger.warning("could not record a %s vote", vote)
             return
-        if request_id is None:
-            return  # not one of our answers (or too old)
-        self.metrics.feedback(vote)
         with logs.bound_request(request_id):
-            logger.info("feedback %s on request %s from %s", vote, request_id, user)
+            if not changed:
+                logger.debug("feedback %s on request %s from %s: unchanged", vote, request_id, user)
+            elif removed:
+                self.metrics.feedback_removed(vote)
+                logger.info("feedback %s on request %s withdrawn by %s", vote, request_id, user)
+            else:
+                self.metrics.feedback(vote)
+                logger.info("feedback %s on request %s from %s", vote, request_id, user)
 
     async def _post_placeholder(self, request: Request, *, text: str, thread_ts: str | None) -> str:
         return await self.gateway.post_answer(
@@ -339,24 +396,44 @@ class Engine:
         except SlackError as err:
             logger.warning("could not update the placeholder (request %s): %s", job.id, err.error)
 
+    async def abandon(self, job: Job) -> None:
+        """Shutdown with an in-memory queue: ``job`` will not be answered by this process (nor by
+        any other), so its placeholder says so instead of waiting forever."""
+        await self._replace_placeholder(job, WARNING_PREFIX + RESTARTED_TEXT)
+        self._react(job.request, add=self.settings.reaction_failed, remove=self.settings.reaction_working)
+
     # -- status reactions (decoration: best effort, never blocking an answer) -----------------------
     def _react(self, request: Request, *, add: str | None, remove: str | None = None) -> None:
         if not self.settings.status_reactions or request.ts is None:
             return
 
+        # The changes of one question's reactions run in order (a quick failure must not leave 👀
+        # beside ⚠️): each waits for the one before it.
+        before = self._reactions.get(request.id)
+
         async def change() -> None:
-            if remove:
-                await self.gateway.remove_reaction(channel=request.channel, ts=request.ts or "", name=remove)
-            if add:
-                await self.gateway.add_reaction(channel=request.channel, ts=request.ts or "", name=add)
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            try:
+                if remove:
+                    await self.gateway.remove_reaction(
+                        channel=request.channel, ts=request.ts or "", name=remove
+                    )
+                if add:
+                    await self.gateway.add_reaction(channel=request.channel, ts=request.ts or "", name=add)
+            finally:
+                if self._reactions.get(request.id) is task:
+                    del self._reactions[request.id]
 
-        self._spawn(change(), name=f"reaction-{request.id}")
+        task = self._spawn(change(), name=f"reaction-{request.id}")
+        self._reactions[request.id] = task
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run a best-effort side task; it is kept, and its failure is logged, not raised."""
         task = asyncio.create_task(coro, name=name)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_task_done)
+        return task
 
     def _side_task_done(self, task: asyncio.Task[None]) -> None:
         self._side_tasks.discard(task)
@@ -401,7 +478,14 @@ class Engine:
     async def retry(
         self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
     ) -> None:
-        """The Retry button: queue the same question again, in the same thread."""
+        """The Retry button: queue the same question again, in the same thread (once per button,
+        however often it is pressed before it disappears, and on whichever replica)."""
+        try:
+            if not await self.dedup.first_time(keys=[f"retry:{request_id}:{message_ts}"]):
+                logger.info("request %s: Retry pressed again, ignored", request_id)
+                return
+        except StoreUnavailable:
+            pass  # a second retry is better than none
         data = await self.store.recall_request(request_id=request_id)
         if data is None:
             await self._ephemeral(channel, user, "That question is too old to retry. Please ask it again.")
@@ -706,7 +790,7 @@ class Engine:
         who = self._stopped_by.get(request.id)
         return f"{STOPPED_PREFIX} by <@{who}>._" if who else f"{STOPPED_PREFIX}._", False
 
-    async def _generate(self, prompt: Prompt, streamer: Streamer, request: Request) -> str | None:
+    async def _generate(self, prompt: Prompt, streamer: AnswerSink, request: Request) -> str | None:
         """Stream the answer into ``streamer``; returns a note for the user when it failed."""
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
@@ -723,6 +807,8 @@ class Engine:
                     )
                     streamer.replace("")
                     await self._stream_with_retries(shorter, streamer, self._stats.get(request.id))
+                if not streamer.text.strip():
+                    raise EmptyAnswer()  # else the final edit would show the placeholder forever
         except TimeoutError as err:
             self.metrics.model_error(err)
             return WARNING_PREFIX + user_message(
@@ -741,7 +827,8 @@ class Engine:
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after > 0:
             return min(float(retry_after), 60.0)
-        backoff = wait_exponential_jitter(multiplier=self.settings.retry_base_seconds, max=30.0)
+        base = self.settings.retry_base_seconds  # the jitter scales with it too (tests run in ms)
+        backoff = wait_exponential_jitter(multiplier=base, jitter=base, max=30.0)
         return float(backoff(state))
 
     async def _consume(self, prompt: Prompt, sink: Callable[[str], None], stats: AnswerStats | None) -> None:
@@ -762,7 +849,7 @@ class Engine:
                 stats.usage(stream.usage, prompt.messages, produced)
 
     async def _stream_with_retries(
-        self, prompt: Prompt, streamer: Streamer, stats: AnswerStats | None = None
+        self, prompt: Prompt, streamer: AnswerSink, stats: AnswerStats | None = None
     ) -> None:
         attempts = self.settings.max_attempts
 
@@ -786,23 +873,11 @@ class Engine:
     async def _answer_via_response_url(self, job: Job, prompt: Prompt, notes: list[str]) -> str:
         request = job.request
         assert request.response_url is not None
-        parts: list[str] = []
-        note: str | None = None
-        try:
-            async with asyncio.timeout(self.settings.timeout_seconds):
-                await self._consume(prompt, parts.append, self._stats.get(request.id))
-        except TimeoutError as err:
-            self.metrics.model_error(err)
-            note = WARNING_PREFIX + user_message(
-                ModelTimeout("answer", self.settings.timeout_seconds), request.id
-            )
-        except ModelError as err:
-            note = WARNING_PREFIX + user_message(err, request.id)
-        except Exception as err:
-            logger.exception("internal error (request %s)", request.id)
-            note = WARNING_PREFIX + user_message(err, request.id)
+        collected = Collected()
+        # The same path as a streamed answer: retries, the context-length trim, the timeouts.
+        note = await self._generate(prompt, collected, request)
         await self._count_tokens(request)
-        answer = to_mrkdwn("".join(parts))
+        answer = to_mrkdwn(collected.text)
         text = "\n\n".join(p for p in (command_header(request), *notes, answer, note, INVITE_HINT) if p)
         try:
             await self.gateway.respond(
@@ -810,6 +885,10 @@ class Engine:
             )
         except SlackError as err:
             logger.error("could not answer through response_url (request %s): %s", request.id, err.error)
+        else:
+            stats = self._stats.get(request.id)
+            if note is None and stats is not None:
+                stats.final_text()  # the whole answer is in Slack: as for a streamed answer's final edit
         return "failed" if note else "ok"
 
     async def _remember(self, job: Job, question: Turn, answer: str) -> None:

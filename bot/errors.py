@@ -12,7 +12,8 @@
     │   ├── ContextTooLong       the conversation does not fit the model's context
     │   ├── ContentFiltered      the provider's filter refused or cut the answer
     │   ├── ModelBadRequest      any other 4xx
-    │   └── ModelTimeout         first token, idle gap or whole answer took too long
+    │   ├── EmptyAnswer          the model finished without writing anything
+    │   └── ModelTimeout         first token (retryable), idle gap or whole answer took too long
     └── SlackError               Slack refused a call we cannot do without
         └── CannotPost           the bot may not post in the channel (not_in_channel, ...)
 
@@ -76,13 +77,20 @@ class ModelBadRequest(ModelError):
     pass
 
 
+class EmptyAnswer(ModelError):
+    """The stream ended normally but carried no text (nothing to show but a placeholder)."""
+
+
 class ModelTimeout(ModelError):
-    """The model took too long. ``phase`` is "first token", "idle" or "answer"."""
+    """The model took too long. ``phase`` is "first token", "idle" or "answer". Only a first-token
+    timeout is retryable (a read timeout before any text: nothing shown is lost); after text, or
+    for the whole answer, the partial answer is kept and marked."""
 
     def __init__(self, phase: str, seconds: float) -> None:
         super().__init__(f"{phase} timeout after {seconds:g}s")
         self.phase = phase
         self.seconds = seconds
+        self.retryable = phase == "first token"
 
 
 class SlackError(ThreadlineError):
@@ -125,6 +133,7 @@ _USER_MESSAGES: tuple[tuple[type[BaseException], str], ...] = (
     (ContentFiltered, "The model's content filter stopped this answer."),
     (ModelTimeout, "Stopped: the model took too long."),
     (ModelBadRequest, "The model server refused the request."),
+    (EmptyAnswer, "The model finished without writing anything. Please try again or rephrase."),
 )
 
 

@@ -12,8 +12,9 @@ monotonic clock, renders the newest text, and edits the messages that changed. H
   progress, at lower priority than final texts; a 429 pauses the whole workspace for Retry-After;
 - when the rendered answer outgrows a message (3,900 characters) the message is finalised and the
   answer continues in a new message in the same thread (``bot.split``); the pieces together are the
-  whole answer. Final edits are retried until ``final_deadline`` passes; then the piece is posted as
-  a new message instead, so the final text is never lost.
+  whole answer. Final edits are retried until ``final_deadline`` passes (waiting for a slot
+  included); then that message is deleted and the rest of the answer is posted as new messages, in
+  order, so the final text is never lost and no stale placeholder stays behind.
 """
 
 from __future__ import annotations
@@ -192,6 +193,13 @@ class Streamer:
 
     # -- the flush task -----------------------------------------------------------------------
     async def _run(self) -> None:
+        if self.sent[0] != self._placeholder and not self._raw and self._status is None:
+            # The placeholder shows a queue notice: the answer's turn has come. Give the first words
+            # one interval to replace the notice (no extra edit when the model is quick); if none
+            # come, show the thinking indicator, so nobody reads "Queued" while the answer is written.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._interval)
+            self._changed.set()
         while True:
             await self._changed.wait()
             if not self._closing.is_set():
@@ -264,13 +272,27 @@ class Streamer:
                 priority = Priority.FIRST_WORDS
             else:
                 priority = Priority.PROGRESS
-            if not await self._acquire(priority, interruptible=priority != Priority.FINAL):
+            if final:
+                # The final text has a hard deadline: past it (a long pause or a full window), the
+                # message is given up and the rest of the answer is posted anew.
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                        await self._acquire(priority, interruptible=False)
+                except TimeoutError:
+                    logger.warning("no edit slot before the final deadline (request %s)", self._request_id)
+                    await self._repost_from(todo)
+                    continue
+            elif not await self._acquire(priority, interruptible=priority != Priority.FINAL):
                 return False
             newest = self.render_pieces(final=final)  # the text may have grown while we waited
             if todo >= len(newest):
                 continue
             blocks = self._blocks(todo, newest, final=final)
             ok = await self._edit(todo, newest[todo], blocks, final=final or settled, deadline=deadline)
+            if ok is None:  # the message is gone or would not take the final text: post anew
+                await self._repost_from(todo)
+                edited = {i for i in edited if i < todo}
+                continue
             if not final:
                 edited.add(todo)
             if ok:
@@ -282,7 +304,9 @@ class Streamer:
 
     async def _edit(
         self, index: int, text: str, blocks: list[dict[str, Any]] | None, *, final: bool, deadline: float
-    ) -> bool:
+    ) -> bool | None:
+        """Edit message ``index``: True when it shows ``text``, False when it may be retried, None
+        when it must be given up (deleted by someone, or the final deadline passed)."""
         try:
             await self._gateway.update_message(
                 channel=self._channel, ts=self.ts[index], text=text, blocks=blocks
@@ -296,11 +320,7 @@ class Streamer:
             else:
                 logger.warning("chat.update failed: %s (request %s)", err.error, self._request_id)
             if err.error == "message_not_found" or (final and self._clock() >= deadline):
-                # The message is gone, or Slack would not take the final edit in time: post the
-                # text as a new message so the answer is never lost.
-                self.ts[index] = await self._post_piece(index, text, blocks)
-                self._record(index, text, blocks)
-                return True
+                return None
             return False
         self.edits += 1
         self._record(index, text, blocks)
@@ -328,8 +348,17 @@ class Streamer:
             piece=index,
         )
 
+    async def _repost_from(self, index: int) -> None:
+        """Give up message ``index`` and the ones after it: delete them (best effort, so no stale
+        text or live Stop button stays behind) and forget them; the sync then posts those pieces
+        anew, in order, so the answer is never lost."""
+        logger.warning("posting the answer anew from message %d (request %s)", index, self._request_id)
+        await self._delete_leftovers(index)
+
     async def _delete_leftovers(self, keep: int) -> None:
         for ts in self.ts[keep:]:
+            if ts == self._thread_ts:
+                continue  # a command's answer roots its thread: it stays, the pieces go under it
             try:
                 await self._gateway.delete_message(channel=self._channel, ts=ts)
             except SlackError as err:

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from bot.jobs import Job
+from bot.logs import bound_request
 from bot.queue.base import JobQueue
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,12 @@ class Worker:
             if job is None:
                 self._slots.release()
                 continue
-            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
-            self._running[job.id] = task
-            task.add_done_callback(functools.partial(self._finished, job.id))
+            # The run task (and its heartbeat) copy this context: the worker's own lines about the job
+            # (heartbeat, lost lease, handed back, crashed) carry its request id like the engine's.
+            with bound_request(job.request.id):
+                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                self._running[job.id] = task
+                task.add_done_callback(functools.partial(self._finished, job.id))
 
     def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
@@ -94,13 +98,22 @@ class Worker:
 
     async def _heartbeat(self, job: Job, run: asyncio.Task[None]) -> None:
         interval = self.lease_seconds / 3
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(interval)  # the lease's clock, not polling for a state
             try:
                 held = await self.queue.heartbeat(job=job)
             except Exception:
+                if loop.time() - renewed >= self.lease_seconds:
+                    # The lease has lapsed while the queue was unreachable: another worker may take
+                    # the job over, and two writers must never edit one answer. Give it up.
+                    logger.error("lease of job %s lapsed (queue unreachable); giving it up", job.id)
+                    run.cancel()
+                    return
                 logger.warning("heartbeat failed for job %s; will try again", job.id)
                 continue
+            renewed = loop.time()
             if not held:
                 logger.error("lost the lease of job %s; another worker has it", job.id)
                 run.cancel()
@@ -124,10 +137,22 @@ class Worker:
         await asyncio.shield(self._complete(job))
 
     async def _complete(self, job: Job) -> None:
-        try:
-            await self.queue.complete(job=job)
-        except Exception:
-            logger.exception("could not mark job %s complete", job.id)
+        # Retried while the lease would still hold: a job left leased is taken over when its lease
+        # lapses, and its finished answer would be written a second time.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.lease_seconds
+        delay = 0.1
+        while True:
+            try:
+                await self.queue.complete(job=job)
+                break
+            except Exception:
+                if loop.time() + delay >= give_up:
+                    logger.exception("could not mark job %s complete", job.id)
+                    break
+                logger.warning("could not mark job %s complete yet; retrying", job.id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         if self.on_finished is not None:
             try:
                 await self.on_finished(job)

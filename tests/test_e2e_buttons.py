@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 from bot.blocks import RETRY_ACTION, STOP_ACTION
@@ -91,13 +93,19 @@ async def test_failed_answer_has_a_retry_button_that_requeues(
     failed = bot_replies(slack, "C1", event["ts"])[0]
     assert "overloaded" in failed.text
     model.script(Reply.text("42."))
-    await slack.send_action(bot.url, press(slack, failed, RETRY_ACTION, "U_ALICE"))
+    # A double click: two deliveries of the press before the button disappears re-queue once.
+    await asyncio.gather(
+        slack.send_action(bot.url, press(slack, failed, RETRY_ACTION, "U_ALICE")),
+        slack.send_action(bot.url, press(slack, failed, RETRY_ACTION, "U_ALICE")),
+    )
     await slack.wait_for(lambda: [m.text for m in bot_replies(slack, "C1", event["ts"])][-1:] == ["42."], 10)
     replies = bot_replies(slack, "C1", event["ts"])
     assert len(replies) == 2  # a new answer in the same thread
     assert button(replies[0], RETRY_ACTION) is None  # the Retry button is gone once pressed
     assert "overloaded" in replies[0].text
     assert model.requests[-1]["messages"][-1]["content"] == "<@U_ALICE>: what is 6 times 7?"
+    await asyncio.sleep(0.3)
+    assert len(model.requests) == 2 and len(bot_replies(slack, "C1", event["ts"])) == 2
 
 
 async def test_status_reactions(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:
@@ -162,6 +170,32 @@ async def test_final_edit_that_never_succeeds_is_posted_as_a_new_message(
     await slack.wait_for(
         lambda: any(m.text == "The final words." for m in bot_replies(slack, "C1", event["ts"])), 15
     )
+    # The placeholder that would not take the edit is deleted: no "Thinking…" or Stop button stays.
+    assert [m.text for m in bot_replies(slack, "C1", event["ts"])] == ["The final words."]
+    assert len(slack.calls_to("chat.delete")) == 1
+
+
+async def test_final_text_of_a_long_answer_posted_anew_keeps_its_order(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_FINAL_EDIT_DEADLINE_SECONDS="0.5")
+    paragraphs = [f"Paragraph {i}: " + "word " * 150 for i in range(12)]  # about 9,000 characters
+    answer = "\n\n".join(p.strip() for p in paragraphs)
+    model.script(Reply.text(answer, words_per_chunk=50, delay=0.05))
+    event = slack.mention_event("C1", "go")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: len(bot_replies(slack, "C1", event["ts"])) >= 2, 10)
+    slack.fail("chat.update", status=500, times=1000)  # from now on no edit lands
+    await model.wait_for(lambda: len(model.finished_at) == 1, 10)
+
+    def paragraphs_shown() -> list[str]:
+        texts = [m.text for m in bot_replies(slack, "C1", event["ts"])]
+        return [p for t in texts for p in re.findall(r"Paragraph \d+", t)]
+
+    # In order, each paragraph once: nothing lost, nothing repeated, no stale message left.
+    await slack.wait_for(lambda: paragraphs_shown() == [f"Paragraph {i}" for i in range(12)], 15)
+    texts = [m.text for m in bot_replies(slack, "C1", event["ts"])]
+    assert all(len(t) <= 3900 for t in texts) and not any("Thinking" in t for t in texts)
 
 
 async def test_placeholder_post_5xx_is_retried(
@@ -202,3 +236,19 @@ async def test_placeholder_post_rate_limited_is_retried_after_retry_after(
     )
     posts = slack.calls_to("chat.postMessage")
     assert posts[1].at - posts[0].at >= 0.95
+
+
+async def test_an_empty_answer_is_reported_with_a_retry_button(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    model.script(Reply.text(""))
+    event = slack.mention_event("C1", "say nothing")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(
+        lambda: any("without writing anything" in m.text for m in bot_replies(slack, "C1", event["ts"])), 10
+    )
+    message = bot_replies(slack, "C1", event["ts"])[0]
+    assert "Thinking" not in message.text
+    actions = [e for b in message.blocks or [] for e in b.get("elements", []) if e.get("action_id")]
+    assert [a["action_id"] for a in actions] == ["threadline_retry"]

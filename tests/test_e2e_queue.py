@@ -287,3 +287,56 @@ async def test_stop_pressed_on_another_replica_reaches_the_stream(
     }
     await slack.send_action(other.url, payload)
     await slack.wait_for(lambda: "Stopped by <@U_ALICE>" in bot_replies(slack, "C1", event["ts"])[0].text, 10)
+
+
+async def test_a_queued_placeholder_becomes_the_thinking_indicator_when_its_turn_comes(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    # The second answer's model is slow to its first token: its placeholder must not keep saying
+    # "Queued" while it is being written.
+    model.script(Reply.text("first " * 10, delay=0.05), Reply.text("second", first_delay=1.5))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: answered(slack, "C1", events[1]["ts"], "second"), 15)
+    second = bot_replies(slack, "C1", events[1]["ts"])[0]
+    shown = [second.args["text"], *(e.text for e in second.edits)]
+    assert shown == ["_Queued: 1 request ahead of you…_", "_Thinking…_", "second"]
+
+
+async def test_a_quick_answer_replaces_the_queue_notice_without_a_thinking_edit(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text("first " * 10, delay=0.05), Reply.text("second"))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: answered(slack, "C1", events[1]["ts"], "second"), 15)
+    second = bot_replies(slack, "C1", events[1]["ts"])[0]
+    assert [e.text for e in second.edits] == ["second"]  # the first words replace the notice
+
+
+async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text(" ".join(f"w{i}" for i in range(200)), delay=0.05))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await model.wait_for(lambda: model.active_streams == 1, 10)
+    stopping = asyncio.create_task(bot.runtime.stop(grace=0.3))
+    await asyncio.sleep(0.05)
+    # A question arriving while the process shuts down is refused (Slack retries it), not queued
+    # where nothing would ever answer it.
+    late = slack.mention_event("C2", "too late")
+    status, _ = await slack.send_event(bot.url, late)
+    assert status == 503
+    await stopping
+    for event in events:  # the answer cut off and the one still waiting both say so
+        replies = bot_replies(slack, "C1", event["ts"])
+        assert len(replies) == 1 and "restarted before I could answer" in replies[0].text
+        assert not replies[0].blocks  # no Stop button left behind
+    assert not bot_replies(slack, "C2", late["ts"])

@@ -156,6 +156,18 @@ class MemoryQueue:
             self._lines.setdefault(job.request.queue_key, []).insert(0, job.id)
             self._cond.notify_all()
 
+    async def drain(self) -> list[Job]:
+        """Take every job out (waiting, handed back or leased), oldest first: at shutdown an
+        in-memory queue ends with the process, so the caller tells their askers."""
+        async with self._cond:
+            jobs = sorted((Job.from_dict(data) for data in self._jobs.values()), key=lambda j: j.enqueued_at)
+            self._lines.clear()
+            self._jobs.clear()
+            self._leases.clear()
+            self._meta.clear()
+            self._busy.clear()
+            return jobs
+
     async def waiting(self, *, queue_key: str) -> list[Job]:
         return [self._job(job_id) for job_id in self._lines.get(queue_key, [])]
 
