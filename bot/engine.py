@@ -633,7 +633,17 @@ class Engine:
         except SlackError as err:
             logger.warning("could not read thread %s: %s", root, err.error)
             return []
-        return self._turns_from_messages(messages, before=request.ts, skip={job.placeholder_ts})
+        turns = self._turns_from_messages(messages, before=request.ts, skip={job.placeholder_ts})
+        if turns:
+            # From now on the store knows this thread: keep what was read, or the next follow-up
+            # would see only the turns added after it.
+            try:
+                await self.store.append_turns(
+                    team_id=request.team_id, channel=request.channel, thread_ts=root, turns=turns
+                )
+            except StoreUnavailable:
+                logger.warning("could not keep the thread read from Slack (request %s)", request.id)
+        return turns
 
     def _turns_from_messages(
         self, messages: list[dict[str, Any]], *, before: str, skip: set[str | None]

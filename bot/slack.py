@@ -282,15 +282,25 @@ class SlackGateway:
         )
 
     async def thread_messages(
-        self, *, channel: str, thread_ts: str, limit: int = 100
+        self, *, channel: str, thread_ts: str, page_size: int = 200, max_pages: int = 5
     ) -> list[dict[str, Any]]:
-        """The messages of a thread (root first), for a thread the conversation store never saw."""
-        data = await self._call(
-            "conversations.replies",
-            lambda: self._aux_client.conversations_replies(channel=channel, ts=thread_ts, limit=limit),
-        )
-        messages = data.get("messages") or []
-        return [m for m in messages if isinstance(m, dict)]
+        """The messages of a thread (root first), for a thread the conversation store never saw.
+        Slack pages oldest first; the newest turns matter most, so a long thread is followed to its
+        end (at most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            data = await self._call(
+                "conversations.replies",
+                lambda cursor=cursor: self._aux_client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=page_size, cursor=cursor
+                ),
+            )
+            messages.extend(m for m in data.get("messages") or [] if isinstance(m, dict))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return messages
 
     async def respond(self, *, response_url: str, payload: dict[str, Any]) -> None:
         """Post to a slash command's ``response_url`` (at most 5 posts in 30 minutes)."""

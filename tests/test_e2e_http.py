@@ -160,6 +160,38 @@ async def test_mention_in_a_thread_the_bot_never_saw_reads_the_thread(
         {"role": "user", "content": "<@U_CAROL>: Which cache?"},
         {"role": "user", "content": "<@U_ALICE>: what do you think?"},
     ]
+    # The next follow-up still sees the turns read from Slack (the store kept them), without
+    # reading the thread again.
+    model.script(Reply.text("With a TTL."))
+    follow = slack.mention_event("C1", "and expiry?", thread_ts=root.ts)
+    await slack.send_event(bot.url, follow)
+    await answered(slack, "C1", root.ts, ["Use Redis.", "With a TTL."])
+    assert len(slack.calls_to("conversations.replies")) == 1
+    assert model.requests[-1]["messages"][1:] == [
+        {"role": "user", "content": "<@U_BOB>: We should cache the results."},
+        {"role": "user", "content": "<@U_CAROL>: Which cache?"},
+        {"role": "user", "content": "<@U_ALICE>: what do you think?"},
+        {"role": "assistant", "content": "Use Redis."},
+        {"role": "user", "content": "<@U_ALICE>: and expiry?"},
+    ]
+
+
+async def test_a_long_thread_read_from_slack_keeps_its_newest_turns(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    root = slack.add_user_message("C1", "turn 0", user="U_BOB")
+    for i in range(1, 250):  # more than one page of conversations.replies
+        user = slack.bot_user_id if i % 2 else "U_CAROL"
+        slack.add_user_message("C1", f"turn {i}", user=user, thread_ts=root.ts)
+    event = slack.mention_event("C1", "summary?", thread_ts=root.ts)
+    model.script(Reply.text("Done."))
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: slack.thread("C1", root.ts)[-1].text == "Done.", 10)
+    messages = model.requests[-1]["messages"]
+    assert messages[-1] == {"role": "user", "content": "<@U_ALICE>: summary?"}
+    assert messages[-2] == {"role": "assistant", "content": "turn 249"}  # the bot's own, as assistant
+    assert messages[-3] == {"role": "user", "content": "<@U_CAROL>: turn 248"}
+    assert len(slack.calls_to("conversations.replies")) == 2
 
 
 async def test_context_is_trimmed_to_the_budget(
