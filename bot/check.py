@@ -5,7 +5,11 @@ Checks, in order (a broken configuration stops the rest, since nothing else can 
 1. the configuration: every variable, validated as at start;
 2. Slack: ``auth.test`` with the bot token;
 3. the token's scopes (Slack's ``x-oauth-scopes`` response header) against ``manifest.yml``'s bot
-   scopes: a missing scope is an error (reinstall the app), an extra one a note;
+   scopes: a missing scope is an error (reinstall the app), an extra one a note. Scopes that cannot be
+   compared (no such header, a ``--manifest`` file that is missing or lists no scopes) are an error too:
+   a check that cannot tell must not pass. Without ``--manifest`` the expected scopes are
+   ``MANIFEST_BOT_SCOPES``, built in so that an installed package (which has no ``manifest.yml``)
+   checks them too; ``tests/test_check.py`` keeps that list equal to the manifest's;
 4. Socket Mode: ``apps.connections.open`` with the app-level token (when ``SLACK_APP_TOKEN`` is set);
 5. the model: a one-token, non-streaming completion (``max_tokens=1``) with ``OPENAI_MODEL``;
 6. Redis: ``PING`` (when ``REDIS_URL`` is set);
@@ -26,6 +30,7 @@ from typing import TextIO
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.constants import SLACK_API_URL
 from bot.errors import (
     ConfigError,
     ModelAuthError,
@@ -37,7 +42,18 @@ from bot.errors import (
 )
 from bot.settings import Settings, environment
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+# ``oauth_config.scopes.bot`` of the repository's manifest.yml, in its order (a test keeps them equal).
+MANIFEST_BOT_SCOPES = (
+    "app_mentions:read",
+    "chat:write",
+    "commands",
+    "im:history",
+    "channels:history",
+    "groups:history",
+    "reactions:write",
+    "reactions:read",
+    "users:read",
+)
 USAGE = "usage: python -m bot check [--manifest PATH]"
 
 
@@ -107,7 +123,25 @@ def _read(path: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-async def _check_slack(settings: Settings, manifest: Path) -> list[Check]:
+def _wanted_scopes(manifest: Path | None) -> tuple[list[str], str, str | None]:
+    """(the bot scopes the token should have, where they come from, the problem reading them)."""
+    if manifest is None:
+        return list(MANIFEST_BOT_SCOPES), "manifest.yml", None
+    text = _read(manifest)
+    if text is None:
+        problem = (
+            f"{manifest} not found: cannot compare the token's scopes (pass an existing file to "
+            "--manifest, or leave it out to compare with this version's manifest.yml)"
+        )
+        return [], manifest.name, problem
+    wanted = manifest_bot_scopes(text)
+    if not wanted:
+        problem = f"{manifest} lists no oauth_config.scopes.bot: cannot compare the token's scopes"
+        return [], manifest.name, problem
+    return wanted, manifest.name, None
+
+
+async def _check_slack(settings: Settings, manifest: Path | None) -> list[Check]:
     checks: list[Check] = []
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15)
     try:
@@ -123,25 +157,29 @@ async def _check_slack(settings: Settings, manifest: Path) -> list[Check]:
     checks.append(Check("slack auth", True, f"@{response.get('user')} in {team} ({response.get('team_id')})"))
 
     granted_raw = _header(response.headers, "x-oauth-scopes")
-    manifest_text = _read(manifest)
-    if manifest_text is None:
-        checks.append(Check("slack scopes", None, f"{manifest} not found: cannot compare the scopes"))
+    wanted, source, unreadable = _wanted_scopes(manifest)
+    if unreadable is not None:
+        checks.append(Check("slack scopes", False, unreadable))
     elif granted_raw is None:
-        checks.append(Check("slack scopes", None, "Slack did not report the token's scopes"))
+        problem = (
+            f"auth.test did not report the token's scopes (no x-oauth-scopes header), so they cannot be "
+            f"compared with {source}: point SLACK_API_URL at Slack's Web API ({SLACK_API_URL}) or at a "
+            "proxy that passes Slack's response headers through"
+        )
+        checks.append(Check("slack scopes", False, problem))
     else:
-        wanted = manifest_bot_scopes(manifest_text)
         granted = {s.strip() for s in granted_raw.split(",") if s.strip()}
         missing = [s for s in wanted if s not in granted]
         extra = sorted(granted - set(wanted))
         if missing:
             detail = (
                 f"missing {', '.join(missing)}: add them in OAuth & Permissions (or recreate the app "
-                f"from {manifest.name}) and reinstall it"
+                f"from {source}) and reinstall it"
             )
             checks.append(Check("slack scopes", False, detail))
         else:
             note = f" (also granted: {', '.join(extra)})" if extra else ""
-            checks.append(Check("slack scopes", True, f"all {len(wanted)} scopes of {manifest.name}{note}"))
+            checks.append(Check("slack scopes", True, f"all {len(wanted)} scopes of {source}{note}"))
 
     if settings.socket_mode:
         app_client = AsyncWebClient(
@@ -216,7 +254,8 @@ def _limits(settings: Settings) -> Check:
     return Check("access & limits", None, "; ".join(parts))
 
 
-async def run_checks(env: Mapping[str, str], *, manifest: Path = DEFAULT_MANIFEST) -> list[Check]:
+async def run_checks(env: Mapping[str, str], *, manifest: Path | None = None) -> list[Check]:
+    """The checks, in order; ``manifest`` overrides the built-in ``MANIFEST_BOT_SCOPES``."""
     try:
         settings = Settings.from_env(env)
     except ConfigError as err:
@@ -243,7 +282,7 @@ def render(checks: list[Check]) -> str:
 def main(argv: list[str], *, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
     """Run the checks against ``env`` (the environment and ``.env`` by default); 0 if all passed."""
     out = out if out is not None else sys.stdout
-    manifest = DEFAULT_MANIFEST
+    manifest: Path | None = None
     args = list(argv)
     while args:
         arg = args.pop(0)

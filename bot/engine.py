@@ -743,6 +743,7 @@ class Engine:
             request_id=request.id,
             stop_button=True,
             shown_text="" if job.resumed else self._shown.pop(job.id, None),
+            continuations=await self._earlier_continuations(job) if job.resumed else None,
             on_rate_limited=self.metrics.slack_ratelimited,
         )
         if job.resumed:
@@ -778,6 +779,23 @@ class Engine:
         if stats is not None:
             stats.final_text()
         return "ok"
+
+    async def _earlier_continuations(self, job: Job) -> list[str]:
+        """A resumed answer: the continuation messages its earlier worker posted (pieces 1, 2, …),
+        so they are edited or removed instead of left in the thread beside a second copy."""
+        assert job.placeholder_ts is not None
+        root = self._thread_root(job) or job.placeholder_ts
+        try:
+            pieces = await self.gateway.posted_pieces(
+                channel=job.request.channel, thread_ts=root, request_id=job.request.id
+            )
+        except SlackError as err:
+            logger.warning("could not look for earlier pieces of request %s: %s", job.request.id, err.error)
+            return []
+        found: list[str] = []
+        while len(found) + 1 in pieces:
+            found.append(pieces[len(found) + 1])
+        return found
 
     async def _generate_or_stop(
         self, prompt: Prompt, streamer: Streamer, request: Request, stopped: asyncio.Event

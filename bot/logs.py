@@ -3,7 +3,8 @@
 - ``LOG_FORMAT=json`` writes one JSON object per line (``time``, ``level``, ``logger``, ``message``,
   ``request_id`` when there is one, ``exc`` for a traceback); ``text`` (the default) is one readable line.
 - The request id is carried in a context variable: ``Engine.submit`` and ``Engine.run`` bind it from
-  ``request.id`` (``bound_request``), tasks started from there inherit it, and ``RequestIdFilter`` adds
+  ``request.id`` (``bound_request``), the worker binds it around each job's task (its heartbeat and
+  hand-back lines), tasks started from there inherit it, and ``RequestIdFilter`` adds
   it to every record, so one grep follows a question from the event through the queue and the stream
   to the final edit.
 - Nothing secret reaches the output, whoever logs it (our code, Bolt, slack_sdk at DEBUG): anything

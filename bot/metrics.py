@@ -19,7 +19,9 @@ Names (all prefixed ``threadline_``)::
     model_errors_total{cause}          failed model calls (every attempt), by cause
     prompt_tokens_total                prompt tokens (reported by the server, else estimated)
     completion_tokens_total            completion tokens (same)
-    feedback_total{vote}               👍 (up) and 👎 (down) reactions on answers
+    feedback_total{vote}               👍 (up) and 👎 (down) votes on answers: one per user, answer and vote
+    feedback_removed_total{vote}       those votes withdrawn (the reaction removed); current votes are
+                                       feedback_total - feedback_removed_total
     socket_reconnects_total{reason}    Socket Mode reconnections forced by the watchdog
 """
 
@@ -123,7 +125,12 @@ class Metrics:
         self._completion_tokens = Counter(
             f"{p}completion_tokens", "Completion tokens from the model", registry=r
         )
-        self._feedback = Counter(f"{p}feedback", "Reactions on answers, by vote", ["vote"], registry=r)
+        self._feedback = Counter(
+            f"{p}feedback", "Votes on answers (one per user, answer and vote), by vote", ["vote"], registry=r
+        )
+        self._feedback_removed = Counter(
+            f"{p}feedback_removed", "Votes on answers withdrawn, by vote", ["vote"], registry=r
+        )
         self._reconnects = Counter(
             f"{p}socket_reconnects",
             "Socket Mode reconnections forced by the watchdog",
@@ -139,6 +146,7 @@ class Metrics:
             self._answers.labels(outcome=outcome)
         for vote in VOTES:
             self._feedback.labels(vote=vote)
+            self._feedback_removed.labels(vote=vote)
         self._slack_429.labels(method="chat.update")
         self._reconnects.labels(reason="silent")
 
@@ -189,6 +197,9 @@ class Metrics:
 
     def feedback(self, vote: str) -> None:
         self._feedback.labels(vote=vote).inc()
+
+    def feedback_removed(self, vote: str) -> None:
+        self._feedback_removed.labels(vote=vote).inc()
 
     def socket_reconnect(self, reason: str) -> None:
         self._reconnects.labels(reason=reason).inc()

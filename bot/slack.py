@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -213,22 +214,35 @@ class SlackGateway:
         self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0
     ) -> str | None:
         """The ts of a message this bot posted for (request_id, piece) in a thread, if any."""
-        data = await self._call(
-            "conversations.replies",
-            lambda: self._aux_client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
-            ),
-        )
-        for message in data.get("messages") or []:
-            meta = message.get("metadata") or {}
-            payload = meta.get("event_payload") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and payload.get("request_id") == request_id
-                and int(payload.get("piece", 0)) == piece
-            ):
-                return str(message["ts"])
-        return None
+        pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
+        return pieces.get(piece)
+
+    async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
+        """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
+        number -> ts. One call, newest page last (a thread of over 200 messages is paged)."""
+        found: dict[int, str] = {}
+        cursor: str | None = None
+        for _ in range(5):
+            data = await self._call(
+                "conversations.replies",
+                functools.partial(
+                    self._aux_client.conversations_replies,
+                    channel=channel,
+                    ts=thread_ts,
+                    limit=200,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                ),
+            )
+            for message in data.get("messages") or []:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and payload.get("request_id") == request_id:
+                    found.setdefault(int(payload.get("piece", 0)), str(message["ts"]))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
 
     async def update_message(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
@@ -292,8 +306,12 @@ class SlackGateway:
         for _ in range(max_pages):
             data = await self._call(
                 "conversations.replies",
-                lambda cursor=cursor: self._aux_client.conversations_replies(
-                    channel=channel, ts=thread_ts, limit=page_size, cursor=cursor
+                functools.partial(
+                    self._aux_client.conversations_replies,
+                    channel=channel,
+                    ts=thread_ts,
+                    limit=page_size,
+                    cursor=cursor,
                 ),
             )
             messages.extend(m for m in data.get("messages") or [] if isinstance(m, dict))

@@ -56,6 +56,7 @@ class Streamer:
         final_deadline: float = 120.0,
         request_id: str = "",
         stop_button: bool = False,
+        continuations: list[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
@@ -81,10 +82,13 @@ class Streamer:
         self._note: str | None = None
         self._rendered_key: tuple[str, str | None, str | None, bool] | None = None
         self._rendered: list[str] = []
-        self.ts: list[str] = [placeholder_ts]
+        # The answer's messages: the placeholder, and the continuations an earlier worker posted
+        # before it died (a resumed answer edits them, or deletes those it no longer needs).
+        self.ts: list[str] = [placeholder_ts, *(continuations or [])]
         # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
         self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
-        self._sent_blocks: list[str] = [""]
+        self.sent += [""] * (len(self.ts) - 1)  # unknown: each differs, so each is brought up to date
+        self._sent_blocks: list[str] = [""] * len(self.ts)
         self._final_button: Button | None = None
         self._shown_words = False
         self._last_cycle = float("-inf")

@@ -29,8 +29,11 @@ class Intake(Protocol):
         """The Retry button was pressed on the message ``message_ts`` (whose blocks are ``blocks``)."""
         ...
 
-    async def feedback(self, *, team_id: str, channel: str, ts: str, user: str, reaction: str) -> None:
-        """``user`` added ``reaction`` to the message ``ts``: 👍/👎 on an answer is recorded."""
+    async def feedback(
+        self, *, team_id: str, channel: str, ts: str, user: str, reaction: str, removed: bool = False
+    ) -> None:
+        """``user`` added ``reaction`` to the message ``ts`` (or removed it, ``removed``): 👍/👎 on an
+        answer is a vote, counted once per user and answer, and withdrawn when removed."""
         ...
 
 

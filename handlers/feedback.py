@@ -1,7 +1,8 @@
 """👍/👎 reactions on the bot's answers: feedback, recorded by the engine (metric and log line).
 
-A ``reaction_added`` event names the message (channel, ts) but carries no message metadata, so the
-engine looks the message up among the answers it remembers. Any other reaction is ignored.
+A ``reaction_added`` or ``reaction_removed`` event names the message (channel, ts) but carries no
+message metadata, so the engine looks the message up among the answers it remembers. Any other
+reaction is ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from handlers.base import Intake, team_id_of
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
-    @app.event("reaction_added")
     async def on_reaction(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message" or not item.get("ts") or not item.get("channel"):
@@ -26,4 +26,8 @@ def register(app: AsyncApp, intake: Intake) -> None:
             ts=str(item["ts"]),
             user=str(event.get("user") or ""),
             reaction=str(event.get("reaction") or ""),
+            removed=event.get("type") == "reaction_removed",
         )
+
+    app.event("reaction_added")(on_reaction)
+    app.event("reaction_removed")(on_reaction)

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from bot.check import DEFAULT_MANIFEST, Check, manifest_bot_scopes, render, run_checks
+from bot.check import MANIFEST_BOT_SCOPES, Check, manifest_bot_scopes, render, run_checks
 from bot.check import main as check_main
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
-MANIFEST_SCOPES = manifest_bot_scopes(DEFAULT_MANIFEST.read_text())
+MANIFEST = ROOT / "manifest.yml"
+MANIFEST_SCOPES = manifest_bot_scopes(MANIFEST.read_text())
 
 
 @pytest.fixture
@@ -66,6 +68,11 @@ def test_manifest_scopes_are_read_without_a_yaml_library() -> None:
     ]
     text = "oauth_config:\n  scopes:\n    user: [a]\n    bot: ['x:read', y]\nsettings:\n  bot: [no]\n"
     assert manifest_bot_scopes(text) == ["x:read", "y"]
+
+
+def test_the_built_in_scopes_are_the_manifests() -> None:
+    # An installed package has no manifest.yml: the check compares with this copy, kept equal here.
+    assert list(MANIFEST_BOT_SCOPES) == MANIFEST_SCOPES
 
 
 async def test_good_settings_pass(workspace: FakeSlack, model: FakeOpenAI) -> None:
@@ -119,9 +126,7 @@ async def run_check(env: dict[str, str]) -> tuple[int, str]:
         sys.executable,
         "-m",
         "bot",
-        "check",
-        "--manifest",
-        str(DEFAULT_MANIFEST),
+        "check",  # no --manifest: the built-in scopes, as an installed package would use
         env={**clean, **env, "PYTHONPATH": str(ROOT)},
         cwd=str(ROOT / "tests"),  # no .env there
         stdout=asyncio.subprocess.PIPE,
@@ -144,3 +149,57 @@ async def test_the_command_prints_a_table_and_exits_0_or_1(
     good = await asyncio.to_thread(check_main, [], env=env_for(workspace, model), out=buffer)
     assert good == 0, buffer.getvalue()
     assert "all checks passed" in buffer.getvalue() and "slack scopes" in buffer.getvalue()
+
+
+async def test_scopes_that_cannot_be_compared_are_to_fix(
+    workspace: FakeSlack, model: FakeOpenAI, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "manifest.yml"
+    checks = by_name(await run_checks(env_for(workspace, model), manifest=missing))
+    assert checks["slack scopes"].ok is False
+    assert "not found" in checks["slack scopes"].detail and "--manifest" in checks["slack scopes"].detail
+    empty = tmp_path / "empty.yml"
+    empty.write_text("display_information:\n  name: Threadline\n")
+    checks = by_name(await run_checks(env_for(workspace, model), manifest=empty))
+    assert checks["slack scopes"].ok is False and "lists no" in checks["slack scopes"].detail
+    # A good --manifest is read and named.
+    checks = by_name(await run_checks(env_for(workspace, model), manifest=MANIFEST))
+    assert checks["slack scopes"].ok and "scopes of manifest.yml" in checks["slack scopes"].detail
+
+    buffer = io.StringIO()
+    code = await asyncio.to_thread(
+        check_main, ["--manifest", str(missing)], env=env_for(workspace, model), out=buffer
+    )
+    assert code == 1, buffer.getvalue()
+    assert "1 to fix: slack scopes" in buffer.getvalue()
+
+
+@pytest.fixture
+async def headerless_slack() -> AsyncIterator[str]:
+    """A Slack Web API stand-in whose auth.test accepts the token but reports no x-oauth-scopes."""
+
+    async def auth_test(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "user": "threadline", "team": "Proxy", "team_id": "T9"})
+
+    app = web.Application()
+    app.router.add_post("/api/auth.test", auth_test)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/api/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_no_scopes_header_is_to_fix(
+    workspace: FakeSlack, model: FakeOpenAI, headerless_slack: str
+) -> None:
+    checks = by_name(await run_checks(env_for(workspace, model, SLACK_API_URL=headerless_slack)))
+    assert checks["slack auth"].ok
+    scopes = checks["slack scopes"]
+    assert scopes.ok is False
+    assert "x-oauth-scopes" in scopes.detail and "SLACK_API_URL" in scopes.detail
+    assert "1 to fix: slack scopes" in render(list(checks.values()))

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.constants import THINKING_TEXT
+from bot.engine import BUSY_TEXT
 from bot.limits import policy
 from bot.metrics import AnswerStats, Metrics
 from tests.conftest import Bot, StartBot
@@ -133,6 +134,60 @@ async def test_metrics_after_a_scripted_conversation(slack: FakeSlack, model: Fa
     assert value(m, "threadline_refusals_total", reason="rate") == 0
 
 
+async def test_an_answer_through_response_url_records_its_final_text(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    slack.not_in_channel.add("C9")  # /ask where the bot is not a member: answered privately
+    model.script(Reply.text("Privately answered.", delay=0.01))
+    await slack.send_command(bot.url, text="where am I?", channel_id="C9")
+    key = slack.last_command_response_key
+    assert key is not None
+    await slack.wait_for(lambda: any("Privately answered." in r["text"] for r in slack.responses_to(key)), 10)
+
+    async def settled() -> bool:
+        return value(await scrape(bot), "threadline_answers_total", outcome="ok") == 1
+
+    await eventually(settled)
+    m = await scrape(bot)
+    assert value(m, "threadline_time_to_first_token_seconds_count") == 1
+    assert value(m, "threadline_time_to_final_text_seconds_count") == 1
+
+
+async def stalled_answer_and_one_waiting(slack: FakeSlack, model: FakeOpenAI, bot: Bot) -> tuple[str, str]:
+    """Bob's answer in C1 shows its first word and stalls (until it is stopped); Carol's question in C1
+    waits behind it. Returns (Bob's request id, Carol's question ts)."""
+    model.script(Reply.text("Streaming slowly on", stall_after=1), Reply.text("Carol's turn."))
+    bob = await ask(slack, bot, "C1", "a long one", user="U_BOB")
+    await slack.wait_for(lambda: texts(slack, "C1", bob["ts"]) == ["Streaming"], timeout=10)
+    carol = await ask(slack, bot, "C1", "and mine", user="U_CAROL")
+    # Queued: its 👀 comes right after the enqueue.
+    await slack.wait_for(lambda: "eyes" in slack.message("C1", carol["ts"]).reactions, timeout=10)
+    return request_id_of(replies(slack, "C1", bob["ts"])[0]), carol["ts"]
+
+
+async def test_gauges_while_one_answer_streams_and_one_waits(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    bob_rid, carol_ts = await stalled_answer_and_one_waiting(slack, model, bot)
+    m = await scrape(bot)
+    assert value(m, "threadline_answers_in_flight") == 1
+    assert value(m, "threadline_queue_depth") == 1
+
+    await bot.runtime.engine.stop(request_id=bob_rid, user="U_BOB", channel="C1")
+    await answered(slack, "C1", carol_ts, ["Carol's turn."])
+
+    async def settled() -> bool:
+        m = await scrape(bot)
+        return value(m, "threadline_answers_total", outcome="ok") == 1 and (
+            value(m, "threadline_answers_total", outcome="stopped") == 1
+        )
+
+    await eventually(settled)
+    m = await scrape(bot)
+    assert value(m, "threadline_answers_in_flight") == 0
+    assert value(m, "threadline_queue_depth") == 0
+
+
 def test_token_usage_is_estimated_when_the_server_reports_none() -> None:
     metrics = Metrics()
     stats = AnswerStats(metrics, origin=0.0)
@@ -146,9 +201,11 @@ def test_token_usage_is_estimated_when_the_server_reports_none() -> None:
 # -- feedback -------------------------------------------------------------------------------------
 
 
-def reaction(slack: FakeSlack, channel: str, ts: str, name: str, user: str = "U_BOB") -> dict[str, Any]:
+def reaction(
+    slack: FakeSlack, channel: str, ts: str, name: str, user: str = "U_BOB", *, removed: bool = False
+) -> dict[str, Any]:
     return {
-        "type": "reaction_added",
+        "type": "reaction_removed" if removed else "reaction_added",
         "user": user,
         "reaction": name,
         "item": {"type": "message", "channel": channel, "ts": ts},
@@ -188,6 +245,63 @@ async def test_thumbs_on_answers_are_recorded_with_the_request_id(
     assert value(m, "threadline_feedback_total", vote="up") == 1
     assert f"feedback up on request {rid} from U_BOB" in caplog.text
     assert f"feedback down on request {rid} from U_BOB" in caplog.text
+
+
+async def test_a_vote_counts_once_per_user_and_removing_it_withdraws_it(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.engine")
+    model.script(Reply.text("Vote twice if you like.", words_per_chunk=10))
+    event = await ask(slack, bot, "C1", "a question")
+    await answered(slack, "C1", event["ts"], ["Vote twice if you like."])
+    answer = replies(slack, "C1", event["ts"])[0]
+    rid = request_id_of(answer)
+
+    async def react(name: str, *, user: str = "U_BOB", removed: bool = False) -> None:
+        payload = reaction(slack, "C1", answer.ts, name, user, removed=removed)
+        status, _ = await slack.send_event(bot.url, payload)
+        assert status == 200
+
+    async def metric(name: str, vote: str, expected: float) -> None:
+        async def reached() -> bool:
+            return value(await scrape(bot), name, vote=vote) == expected
+
+        await eventually(reached)
+
+    async def unchanged(times: int) -> None:
+        async def logged() -> bool:
+            return caplog.text.count(f"feedback up on request {rid} from U_BOB: unchanged") == times
+
+        await eventually(logged)
+
+    await react("+1")
+    await metric("threadline_feedback_total", "up", 1)
+    await react("+1")  # Slack redelivers it
+    await unchanged(1)
+    await react("+1::skin-tone-2")  # the same vote, another skin tone
+    await unchanged(2)
+    await react("+1", removed=True)  # the skin tone still votes
+    await unchanged(3)
+    await react("+1::skin-tone-2", removed=True)  # the last one: the vote is withdrawn
+    await metric("threadline_feedback_removed_total", "up", 1)
+    await react("+1")  # cast again: it counts again, so total - removed is the votes standing
+    await metric("threadline_feedback_total", "up", 2)
+    await react("-1", user="U_CAROL")
+    await metric("threadline_feedback_total", "down", 1)
+    await react("-1", user="U_CAROL", removed=True)
+    await metric("threadline_feedback_removed_total", "down", 1)
+
+    m = await scrape(bot)
+    assert (
+        value(m, "threadline_feedback_total", vote="up")
+        - value(m, "threadline_feedback_removed_total", vote="up")
+        == 1
+    )
+    assert value(m, "threadline_feedback_total", vote="down") == value(
+        m, "threadline_feedback_removed_total", vote="down"
+    )
+    assert f"feedback up on request {rid} withdrawn by U_BOB" in caplog.text
+    assert f"feedback down on request {rid} withdrawn by U_CAROL" in caplog.text
 
 
 # -- access control -------------------------------------------------------------------------------
@@ -260,6 +374,22 @@ async def test_user_rate_limit_says_when_to_ask_again(
     assert slack.responses_to(key)[0]["response_type"] == "ephemeral"
     assert len(model.requests) == 3
     assert value(await scrape(bot), "threadline_refusals_total", reason="rate") == 2
+
+
+async def test_a_busy_channel_costs_no_question_of_the_rate_limit(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_USER_RATE="1/10m", BOT_MAX_QUEUE_PER_CHANNEL="1")
+    bob_rid, carol_ts = await stalled_answer_and_one_waiting(slack, model, bot)
+    busy = await ask(slack, bot, "C1", "may I?")  # Alice: one answering, one waiting, the line is full
+    await answered(slack, "C1", busy["ts"], [BUSY_TEXT])
+
+    await bot.runtime.engine.stop(request_id=bob_rid, user="U_BOB", channel="C1")
+    await answered(slack, "C1", carol_ts, ["Carol's turn."])
+    model.script(Reply.text("Your turn now."))
+    again = await ask(slack, bot, "C1", "may I now?")  # her one question of the window is still hers
+    await answered(slack, "C1", again["ts"], ["Your turn now."])
+    assert value(await scrape(bot), "threadline_refusals_total", reason="rate") == 0
 
 
 async def test_daily_token_budgets_per_user_and_per_workspace(

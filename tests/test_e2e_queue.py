@@ -217,6 +217,27 @@ async def test_kill_9_mid_answer_is_completed_by_another_replica(
     assert len(model.requests) == 2 and model.requests[1]["model"] != model.requests[0]["model"]
 
 
+async def test_a_resumed_long_answer_reuses_the_messages_already_posted(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    from bot.render import to_mrkdwn
+    from bot.split import split_message
+
+    procs = {name: await replicas(name) for name in ("a", "b")}
+    answer = " ".join(f"word{i}" for i in range(1200))  # about 9,000 characters: three messages
+    model.script(Reply.text(answer, words_per_chunk=20, delay=0.05), Reply.text(answer, words_per_chunk=50))
+    event = slack.mention_event("C1", "a very long answer please")
+    await slack.send_event(procs["a"].url, event)
+    victim = await _stream_started_on(model, procs)
+    await slack.wait_for(lambda: len(bot_replies(slack, "C1", event["ts"])) >= 2, 15)
+    victim.kill()  # after it posted a continuation message
+    expected = split_message(to_mrkdwn(answer))
+    assert len(expected) >= 3
+    await slack.wait_for(lambda: [m.text for m in bot_replies(slack, "C1", event["ts"])] == expected, 20)
+    # no second copy of a piece: the continuation the dead replica posted was reused
+    assert len(slack.thread("C1", event["ts"], include_deleted=True)) == 1 + len(expected)
+
+
 async def test_sigterm_hands_the_job_back(
     slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
 ) -> None:

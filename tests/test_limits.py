@@ -193,6 +193,32 @@ async def test_answers_map_to_their_request(store: LimitStore) -> None:
     assert await store.answer_request(team_id="T1", channel="C1", ts="1.000100") == "req1"
 
 
+async def test_a_vote_counts_once_and_is_withdrawn_with_its_last_reaction(store: LimitStore) -> None:
+    key, other = fresh("vote"), fresh("vote")
+    assert await store.add_vote(key=key, member="1.1:+1", ttl=60) is True  # a new vote
+    assert await store.add_vote(key=key, member="1.1:+1", ttl=60) is False  # redelivered
+    assert await store.add_vote(key=key, member="1.1:+1::skin-tone-2", ttl=60) is False  # same vote
+    assert await store.add_vote(key=other, member="1.1:+1", ttl=60) is True  # another user's
+    assert await store.remove_vote(key=key, member="1.1:+1") is False  # the skin tone still votes
+    assert await store.remove_vote(key=key, member="1.1:tada") is False  # never added
+    assert await store.remove_vote(key=key, member="1.1:+1::skin-tone-2") is True  # withdrawn
+    assert await store.remove_vote(key=key, member="1.1:+1::skin-tone-2") is False  # once
+    assert await store.add_vote(key=key, member="1.1:+1", ttl=60) is True  # cast again
+    assert await store.remove_vote(key=fresh("vote"), member="1.1:+1") is False
+
+    # A vote is kept as long as its answer (the same TTL, given after it): once the answer is
+    # forgotten, so is the vote, and a reaction would be a new one (the engine ignores it by then).
+    short, answer_ts = fresh("vote"), fresh("9.")
+    await store.add_vote(key=short, member=f"{answer_ts}:-1", ttl=0.2)
+    await store.remember_answer(team_id="T1", channel="C1", ts=answer_ts, request_id="r", ttl=0.2)
+
+    async def forgotten() -> bool:
+        return await store.answer_request(team_id="T1", channel="C1", ts=answer_ts) is None
+
+    await eventually(forgotten, timeout=2.0)
+    assert await store.add_vote(key=short, member=f"{answer_ts}:-1", ttl=60) is True
+
+
 async def test_redis_limits_are_shared_by_replicas(redis_client: aioredis.Redis) -> None:  # noqa: F811
     a, b = RedisLimitStore(redis_client), RedisLimitStore(redis_client)
     key = fresh()

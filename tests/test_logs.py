@@ -3,6 +3,7 @@ message text unless ``LOG_MESSAGE_TEXT=true`` (end to end, with the libraries lo
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 
 from bot import logs
+from bot.jobs import Job, Request, Source
+from bot.queue.memory import MemoryQueue
+from bot.worker import Worker
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -71,6 +75,9 @@ async def test_json_logs_parse_carry_the_request_id_and_no_secrets_or_text(
 ) -> None:
     secrets = [slack.bot_token, slack.signing_secret, "sk-test"]
     buffer = capture_logs(level="DEBUG", fmt="json", message_text=False, secrets=secrets)
+    # One edit is rate limited: the streamer's line about it, in the middle of the request's life,
+    # names no request in its text, so the id it carries comes from the context.
+    slack.fail("chat.update", status=429, retry_after=1, times=1)
     rid = await converse(slack, model, start_bot)
     output = buffer.getvalue()
     records = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
@@ -78,6 +85,8 @@ async def test_json_logs_parse_carry_the_request_id_and_no_secrets_or_text(
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     mine = [r for r in records if r.get("request_id") == rid]
     assert any(f"request {rid} from mention" in r["message"] for r in mine)  # submit
+    paused = [r for r in records if "chat.update rate limited" in r["message"]]  # the streamer
+    assert paused and all(r.get("request_id") == rid for r in paused), paused
     assert any(f"request {rid} finished: ok" in r["message"] for r in mine)  # run, after the final edit
     for secret in secrets:
         assert secret not in output
@@ -112,3 +121,57 @@ def test_redaction_and_request_context() -> None:
     debug = logging.LogRecord("slack_sdk.web", logging.DEBUG, __file__, 1, "body: hi", None, None)
     assert not logs.RedactingFilter().filter(debug)
     assert logs.RedactingFilter(message_text=True).filter(debug)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(logs.RequestIdFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_the_workers_own_lines_carry_the_request_id() -> None:
+    """The worker's lines about a job (a failed heartbeat, the lost lease, the hand-back) are logged
+    outside the engine's context, in the job's task and its heartbeat: they carry the id too."""
+    queue = MemoryQueue(lease_seconds=0.3)
+    request = Request(source=Source.MENTION, team_id="T1", channel="C1", user="U1", text="q", ts="1.0")
+    await queue.enqueue(job=Job(request=request), max_waiting=5)
+    beats = 0
+
+    async def heartbeat(*, job: Job) -> bool:
+        nonlocal beats
+        beats += 1
+        if beats == 1:
+            raise ConnectionError("redis blinked")
+        return False  # someone else holds the lease now
+
+    queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()  # until the lost lease cancels it
+
+    capture = _Records()
+    worker_logger = logging.getLogger("bot.worker")
+    worker_logger.addHandler(capture)
+    saved_level = worker_logger.level
+    worker_logger.setLevel(logging.INFO)
+    worker = Worker(queue=queue, handler=handler, concurrency=1, lease_seconds=0.3, claim_timeout=0.1)
+    try:
+        worker.start()
+        await asyncio.wait_for(started.wait(), 5)
+        async with asyncio.timeout(5):
+            while not any("handed job" in r.getMessage() for r in capture.records):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop(grace=0.5)
+        worker_logger.removeHandler(capture)
+        worker_logger.setLevel(saved_level)
+    lines = {r.getMessage(): getattr(r, "request_id", None) for r in capture.records}
+    assert any(m.startswith("heartbeat failed") for m in lines), lines
+    assert any(m.startswith("lost the lease") for m in lines), lines
+    assert set(lines.values()) == {request.id}, lines

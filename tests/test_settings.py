@@ -78,10 +78,34 @@ def test_dotenv(tmp_path: Path) -> None:
     assert read_dotenv(tmp_path / "missing") == {}
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_variables() -> set[str]:
+    """The variables ``Settings.from_env`` reads: the first argument of every ``r.<kind>("NAME", …)``."""
+    import re
+
+    source = (ROOT / "bot" / "settings.py").read_text()
+    read = set(re.findall(r'\br\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    named = set(re.findall(r'"((?:SLACK|OPENAI|BOT|REDIS|PORT|LOG)[A-Z_]*)"', source))
+    assert named <= read, named - read  # a variable named in an error is one that is read
+    assert len(read) > 40
+    return read
+
+
 def test_env_example_lists_every_variable() -> None:
     import re
 
-    source = Path("bot/settings.py").read_text()
-    used = set(re.findall(r'"((?:SLACK|OPENAI|BOT|REDIS|PORT|LOG)[A-Z_]*)"', source))
-    listed = set(re.findall(r"^([A-Z_]+)=", Path(".env.example").read_text(), re.M))
-    assert used <= listed, used - listed
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    used = settings_variables()
+    assert used == listed, {"missing": used - listed, "not read": listed - used}
+
+
+def test_readme_table_lists_every_variable() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    used = settings_variables()
+    assert used == documented, {"missing": used - documented, "not read": documented - used}

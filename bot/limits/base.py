@@ -10,6 +10,9 @@
 - ``remember_answer``/``answer_request`` map a bot answer's message (team, channel, ts) to the id of
   the request it answers, so that a reaction on it (which carries no message metadata) can be
   attributed.
+- ``add_vote``/``remove_vote`` keep one user's vote of one kind on one answer as the set of reactions
+  that cast it (``+1`` and ``+1::skin-tone-2`` are both 👍), so a vote counts once while it stands
+  (a redelivered event, another skin tone), and is withdrawn when the last of them is removed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ class LimitStore(Protocol):
 
     async def answer_request(self, *, team_id: str, channel: str, ts: str) -> str | None:
         """The request id answered by the message ``ts``; ``None`` if it is not a known answer."""
+        ...
+
+    async def add_vote(self, *, key: str, member: str, ttl: float) -> bool:
+        """Add the reaction ``member`` to the vote ``key`` (kept ``ttl`` seconds from now); True when
+        the vote had no reaction before: it is a new vote."""
+        ...
+
+    async def remove_vote(self, *, key: str, member: str) -> bool:
+        """Remove the reaction ``member`` from the vote ``key``; True when that was its last one: the
+        vote is withdrawn."""
         ...
 
     async def close(self) -> None:

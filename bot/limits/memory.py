@@ -16,6 +16,7 @@ class MemoryLimitStore:
         self._logs: OrderedDict[str, deque[float]] = OrderedDict()
         self._counters: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (expires, total)
         self._answers: OrderedDict[tuple[str, str, str], tuple[float, str]] = OrderedDict()
+        self._votes: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()  # key -> (expires, reactions)
 
     def _bound(self, mapping: OrderedDict[str, deque[float]] | OrderedDict[str, tuple[float, int]]) -> None:
         while len(mapping) > self._max_keys:
@@ -66,6 +67,29 @@ class MemoryLimitStore:
         if entry is None or entry[0] <= self._clock():
             return None
         return entry[1]
+
+    async def add_vote(self, *, key: str, member: str, ttl: float) -> bool:
+        now = self._clock()
+        expires, members = self._votes.get(key, (now, set()))
+        if expires <= now:
+            members = set()
+        new = not members
+        members.add(member)
+        self._votes[key] = (now + ttl, members)
+        self._votes.move_to_end(key)
+        while len(self._votes) > self._max_keys:
+            self._votes.popitem(last=False)
+        return new
+
+    async def remove_vote(self, *, key: str, member: str) -> bool:
+        entry = self._votes.get(key)
+        if entry is None or entry[0] <= self._clock() or member not in entry[1]:
+            return False
+        entry[1].discard(member)
+        if entry[1]:
+            return False
+        del self._votes[key]
+        return True
 
     async def close(self) -> None:
         return None

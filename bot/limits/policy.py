@@ -62,6 +62,11 @@ def rate_key(team_id: str, user: str) -> str:
     return f"rate:{team_id}:{user}"
 
 
+def vote_key(team_id: str, request_id: str, user: str, vote: str) -> str:
+    """One user's 👍 (``up``) or 👎 (``down``) on the answer to ``request_id``."""
+    return f"feedback:{team_id}:{request_id}:{user}:{vote}"
+
+
 def day_of(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%d")
 

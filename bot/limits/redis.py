@@ -6,11 +6,14 @@ Keys (``P`` is the prefix, ``threadline:`` by default)::
                                              Redis' clock (ms); PEXPIRE = the window
     P usage:{key}                   string   a counter (INCRBY), its TTL set when it is created
     P answer:{team}:{channel}:{ts}  string   the request id a bot message answers; TTL
+    P vote:{key}                    set      the reactions that cast one user's vote of one kind on one
+                                             answer; TTL (the answer's), renewed by each reaction
 
 ``take`` is one Lua script (drop entries older than the window, count, add if under the limit, else
 answer the milliseconds until the blocking entry leaves the window), so replicas cannot both take the
 last slot. ``add_usage`` is INCRBY, then PEXPIRE only when the counter is new (``NX``-style in Lua), so
-a busy day's counter still expires.
+a busy day's counter still expires. A vote is SADD/SCARD (SREM/SCARD) in one MULTI, so two replicas
+handling two reactions of one vote count it once.
 """
 
 from __future__ import annotations
@@ -94,6 +97,25 @@ class RedisLimitStore:
         with unavailable_as(StoreUnavailable):
             value = await self._redis.get(self._answer_key(team_id, channel, ts))
         return str(value) if value is not None else None
+
+    async def add_vote(self, *, key: str, member: str, ttl: float) -> bool:
+        name = f"{self._prefix}vote:{key}"
+        with unavailable_as(StoreUnavailable):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(name, member)
+                pipe.scard(name)
+                pipe.pexpire(name, milliseconds(ttl))
+                added, size, _ = await pipe.execute()
+        return int(added) == 1 and int(size) == 1
+
+    async def remove_vote(self, *, key: str, member: str) -> bool:
+        name = f"{self._prefix}vote:{key}"
+        with unavailable_as(StoreUnavailable):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.srem(name, member)
+                pipe.scard(name)
+                removed, size = await pipe.execute()
+        return int(removed) == 1 and int(size) == 0
 
     async def close(self) -> None:
         return None
