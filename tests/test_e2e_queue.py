@@ -167,14 +167,52 @@ def served_by(model: FakeOpenAI) -> list[str]:
 async def test_three_replicas_share_the_work(
     slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
 ) -> None:
-    bots = [await replicas(f"replica-{i}") for i in range(3)]
+    bots = [await replicas(f"replica-{i}", BOT_MAX_CONCURRENCY="2") for i in range(3)]
     model.default_reply = Reply.text("shared answer", delay=0.1)
     events = [slack.mention_event(f"C{i}", "hello") for i in range(9)]
-    await asyncio.gather(*(slack.send_event(bots[i % 3].url, e) for i, e in enumerate(events)))
+    # Every event reaches one replica (Slack delivers to whichever it likes); the queue spreads the
+    # answers over all of them.
+    await asyncio.gather(*(slack.send_event(bots[0].url, e) for e in events))
     for e in events:
         await slack.wait_for(lambda e=e: answered(slack, e["channel"], e["ts"], "shared answer"), 15)
     assert len(model.requests) == 9
-    assert len(set(served_by(model))) >= 2  # the work spread over replicas
+    assert len(set(served_by(model))) == 3  # the work spread over every replica
+    assert model.peak_streams <= 6  # BOT_MAX_CONCURRENCY per replica
+
+
+async def test_max_concurrency_bounds_the_answers_of_one_process(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_MAX_CONCURRENCY="2")
+    model.default_reply = Reply.text("bounded " * 5, delay=0.05)
+    events = [slack.mention_event(f"C{i}", "hello") for i in range(6)]
+    await asyncio.gather(*(slack.send_event(bot.url, e) for e in events))
+    for e in events:
+        await slack.wait_for(lambda e=e: answered(slack, e["channel"], e["ts"], "bounded " * 5), 15)
+    assert model.peak_streams == 2
+
+
+async def test_one_channel_keeps_its_order_across_replicas(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    bots = [await replicas(name, BOT_POSTS_PER_CHANNEL_BURST="10") for name in ("a", "b")]
+    model.script(*(Reply.text(f"answer {i}", delay=0.05) for i in range(4)))
+    events = [slack.mention_event("C1", f"question {i}") for i in range(4)]
+    for i, event in enumerate(events):  # alternately to each replica, each queued before the next
+        await slack.send_event(bots[i % 2].url, event)
+        await slack.wait_for(
+            lambda e=event: any(
+                c.ok and c.args.get("timestamp") == e["ts"] for c in slack.calls_to("reactions.add")
+            ),
+            10,
+        )
+    for i, event in enumerate(events):
+        await slack.wait_for(lambda e=event, i=i: answered(slack, "C1", e["ts"], f"answer {i}"), 15)
+    questions = [r["messages"][-1]["content"] for r in model.requests]
+    assert questions == [f"<@U_ALICE>: question {i}" for i in range(4)]
+    for started, finished in zip(model.request_times[1:], model.finished_at, strict=False):
+        assert started >= finished  # one at a time, whichever replica answers
+    assert model.peak_streams == 1
 
 
 async def test_a_retried_event_delivered_to_two_replicas_is_answered_once(

@@ -3,6 +3,8 @@ envelopes, and checks that each is acked; the answer streams exactly as in HTTP 
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from bot.constants import ASK_USAGE_TEXT
@@ -61,5 +63,7 @@ async def test_socket_mode_mention_dm_and_command(
         event, event_id=slack.last_event_id, retry_attempt=1, retry_reason="timeout"
     )
     await slack.wait_ack(again)
+    await asyncio.sleep(0.3)  # time for a second answer to start, were there one
     assert len(model.requests) == 3
+    assert len([m for m in slack.thread("C1", event["ts"]) if m.user == slack.bot_user_id]) == 1
     assert not slack.bot_messages("C9")  # the forged event was never answered
