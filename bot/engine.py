@@ -150,6 +150,7 @@ class Engine:
         self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
         self._notices: dict[str, asyncio.Task[None]] = {}
         self._notices_dirty: set[str] = set()
+        self._notice_locks: dict[str, asyncio.Lock] = {}  # job id -> held while its notice is edited
 
     # -- intake: called by the handlers, after the ack -----------------------------------------
     async def help(self, request: Request) -> None:
@@ -559,16 +560,23 @@ class Engine:
                 try:
                     await self.budget.acquire(team_id=job.request.team_id, priority=Priority.NOTICE)
                     # The wait for a notice slot can be long: only a job still waiting gets one, so a
-                    # stale position never lands over an answer.
-                    still = await self.queue.waiting(queue_key=queue_key)
-                    if job.id not in {j.id for j in still}:
-                        continue
-                    await self.gateway.update_message(
-                        channel=job.request.channel, ts=job.placeholder_ts, text=shown
-                    )
-                    self._shown[job.id] = text
+                    # stale position never lands over an answer. The check and the edit hold the
+                    # job's notice lock, which an answer starting here waits for (``_run``): the
+                    # edit cannot arrive after the answer's first words.
+                    async with self._notice_locks.setdefault(job.id, asyncio.Lock()):
+                        still = await self.queue.waiting(queue_key=queue_key)
+                        if job.id not in {j.id for j in still}:
+                            continue
+                        await self.gateway.update_message(
+                            channel=job.request.channel, ts=job.placeholder_ts, text=shown
+                        )
+                        self._shown[job.id] = text
                 except SlackError as err:
                     logger.info("could not update a queue position: %s", err.error)
+                finally:
+                    lock = self._notice_locks.get(job.id)
+                    if lock is not None and not lock.locked():
+                        del self._notice_locks[job.id]
             if queue_key not in self._notices_dirty:
                 return
 
@@ -729,6 +737,10 @@ class Engine:
         if job.via_response_url:
             return await self._answer_via_response_url(job, prompt, notes)
         assert job.placeholder_ts is not None
+        notice = self._notice_locks.get(job.id)
+        if notice is not None:
+            async with notice:  # a queue notice being edited lands before the answer's first edit
+                pass
         prefix = [command_header(request)] if request.source is Source.COMMAND else []
         streamer = Streamer(
             gateway=self.gateway,

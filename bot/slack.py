@@ -191,7 +191,13 @@ class SlackGateway:
                     rate_limited += 1
                     if self._on_rate_limited is not None:
                         self._on_rate_limited("chat.postMessage")
-                    await asyncio.sleep(min(err.retry_after, 30.0))  # honouring Retry-After
+                    wait = min(err.retry_after, 30.0)
+                    if self._post_pacer is not None:
+                        # Every post to the channel waits, not just this one (the pacer then
+                        # holds this retry too, in line with the others).
+                        await self._post_pacer.pause(team_id=f"post:{channel}", seconds=wait)
+                    else:
+                        await asyncio.sleep(wait)  # honouring Retry-After
                     continue
                 failures += 1
                 if not err.transient or failures >= self._post_attempts:

@@ -238,6 +238,23 @@ async def test_placeholder_post_rate_limited_is_retried_after_retry_after(
     assert posts[1].at - posts[0].at >= 0.95
 
 
+async def test_a_rate_limited_post_pauses_the_whole_channel(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    slack.fail("chat.postMessage", status=429, retry_after=1, times=1)
+    model.default_reply = Reply.text("fine")
+    first, second = slack.mention_event("C1", "one"), slack.mention_event("C1", "two")
+    await slack.send_event(bot.url, first)
+    await slack.wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 1, 5)  # the 429
+    await slack.send_event(bot.url, second)
+    await slack.wait_for(lambda: all(bot_replies(slack, "C1", e["ts"]) for e in (first, second)), 10)
+    posts = slack.calls_to("chat.postMessage")
+    # the other question's placeholder waited out the Retry-After too, instead of meeting a 429
+    assert [p.status for p in posts[:3]] == [429, 200, 200]
+    assert all(p.at - posts[0].at >= 0.95 for p in posts[1:])
+
+
 async def test_an_empty_answer_is_reported_with_a_retry_button(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
