@@ -8,6 +8,7 @@ in ``bot/`` or ``handlers/`` knows about it: the bot is started as in production
   end-to-end tests use it too);
 - ``sandbox/workspace.py``: the fake plus the page's endpoints and live feed;
 - ``sandbox/page.html``: the page (one static file, no build step);
-- ``sandbox/demo_model.py``: an OpenAI-compatible demo model for when no model is configured;
+- ``sandbox/demo_model.py``: an OpenAI-compatible demo model for when no model is configured (words in a
+  question make it fail once or every attempt, to show retries, error notes and the Retry button);
 - ``sandbox/runner.py``: starts the workspace, the model and the bot process, and stops them in order.
 """

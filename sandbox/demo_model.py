@@ -1,8 +1,19 @@
 """The sandbox's built-in demo model: an OpenAI-compatible Chat Completions server that needs no network.
 
-It streams a canned but useful answer word by word at a visible pace: a label saying it is the demo model,
-the question echoed back, how to configure a real model, and a little Markdown (a list, a code block) so
-the rendering shows. A question with the word "long" gets a long answer, to try the Stop button on.
+It streams a canned but useful answer word by word at a visible pace (an answer takes several seconds, so
+questions sent quickly in one channel wait in line and show their place): a label saying it is the demo
+model, the question echoed back, how to configure a real model, and a little Markdown (a list, a code
+block) so the rendering shows. Words in the question (the newest user message) trigger what a real model
+server does now and then, so the bot's handling of it can be seen offline:
+
+- ``long``: a long answer, to try the Stop button on;
+- ``flaky``: the first request fails with HTTP 500 (``Retry-After: 1``); the bot retries and the retried
+  request is answered, so the thread shows "retrying, 2 of 3…" and then the answer;
+- ``fail`` (also ``fails``, ``failing``, ``failure`` …) or ``broken``: every attempt of the bot's first answer
+  fails with HTTP 503 (``max_attempts`` requests, the bot's ``BOT_MAX_ATTEMPTS``), so the bot reports the
+  error in the thread with a Retry button; the request after them, the Retry, is answered.
+
+Failures are counted per question text; once answered, the same question fails again the next time.
 
     async with DemoModel() as model:
         # OPENAI_BASE_URL=model.base_url OPENAI_API_KEY=model.api_key OPENAI_MODEL=DEMO_MODEL_NAME
@@ -15,17 +26,30 @@ from typing import Any
 
 from sandbox.fake_openai import FakeOpenAI, Reply
 
-__all__ = ["ANSWER_END", "DEMO_LABEL", "DEMO_MODEL_NAME", "LONG_ANSWER_END", "DemoModel", "demo_answer"]
+__all__ = [
+    "ANSWER_END",
+    "DEMO_LABEL",
+    "DEMO_MODEL_NAME",
+    "LONG_ANSWER_END",
+    "DemoModel",
+    "demo_answer",
+    "failures_for",
+]
 
 DEMO_MODEL_NAME = "threadline-demo"
 DEMO_API_KEY = "sk-sandbox-demo"
 DEMO_LABEL = "*(Demo model — set OPENAI_API_KEY for real answers)*"
 ANSWER_END = "That's all from the demo model."
 LONG_ANSWER_END = "That's the end of the long demo answer."
-WORD_SECONDS = 0.03  # between words: a visible pace
-FIRST_WORD_SECONDS = 0.4  # before the first word, as a real model thinks (the placeholder shows meanwhile)
+WORD_SECONDS = 0.03  # between words: a visible pace (an answer takes about 6 s)
+FIRST_WORD_SECONDS = 0.5  # before the first word, as a real model thinks (the placeholder shows meanwhile)
+FLAKY_RETRY_AFTER = 1.0  # the Retry-After of a flaky question's failure: the retry status shows a second
+REMEMBERED_QUESTIONS = 100  # failure counts kept (the sandbox may run for hours)
 
 _SPEAKER = re.compile(r"^<@[A-Z0-9_]+>:\s*")
+_LONG_WORD = re.compile(r"\blong\b", re.IGNORECASE)
+_FLAKY_WORD = re.compile(r"\bflaky\b", re.IGNORECASE)
+_FAIL_WORD = re.compile(r"\b(?:fail\w*|broken)\b", re.IGNORECASE)
 
 _HOW_TO = """\
 I'm the sandbox's built-in **demo model**, so I can't really answer, but I show how Threadline streams \
@@ -50,7 +74,10 @@ Things to try here:
 - reply in this thread with another `@Threadline` mention: the thread's earlier turns go to the model \
 as context
 - `/ask` in a channel, or a message in the DM with Threadline
-- ask for something *long* to watch a longer answer stream in
+- *long* in a question: a long answer, to press Stop on
+- several questions at once in one channel: they wait in line, each showing its place
+- *flaky* in a question: the model fails once (HTTP 500), and the bot retries
+- *fail* or *broken*: every attempt fails (HTTP 503); the bot says so, with a Retry button that works
 """
 
 _LONG = """\
@@ -89,7 +116,7 @@ def demo_answer(body: dict[str, Any]) -> str:
             f"This request carried {earlier} earlier turn{'s' if earlier != 1 else ''} of the thread "
             "as context."
         )
-    if re.search(r"\blong\b", question, re.IGNORECASE):
+    if _LONG_WORD.search(question):
         parts.extend(_LONG.format(n=n) for n in range(1, 9))
         parts.append(LONG_ANSWER_END)
     else:
@@ -97,23 +124,53 @@ def demo_answer(body: dict[str, Any]) -> str:
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
+def failures_for(question: str, *, max_attempts: int) -> tuple[int, int]:
+    """How many requests for ``question`` fail before one is answered, and with which HTTP status:
+    ``(0, 0)`` for most questions, one 500 for a *flaky* one, ``max_attempts`` 503s for a failing one."""
+    if _FAIL_WORD.search(question):
+        return max(1, max_attempts), 503
+    if _FLAKY_WORD.search(question):
+        return 1, 500
+    return 0, 0
+
+
 class DemoModel(FakeOpenAI):
     """An OpenAI-compatible server that answers every request with ``demo_answer``, a word every
-    ``word_seconds``."""
+    ``word_seconds``, after failing the requests its trigger words ask for (``failures_for``; a failing
+    question fails ``max_attempts`` requests, the number of attempts the bot makes per answer)."""
 
     def __init__(
         self,
         *,
         word_seconds: float = WORD_SECONDS,
         first_word_seconds: float = FIRST_WORD_SECONDS,
+        max_attempts: int = 3,
+        flaky_retry_after: float = FLAKY_RETRY_AFTER,
         host: str = "127.0.0.1",
     ) -> None:
         super().__init__(api_key=DEMO_API_KEY, model=DEMO_MODEL_NAME, host=host)
         self.word_seconds = word_seconds
         self.first_word_seconds = first_word_seconds
+        self.max_attempts = max_attempts
+        self.flaky_retry_after = flaky_retry_after
+        self._failed: dict[str, int] = {}  # question -> requests failed since it was last answered
 
     def reply_for(self, body: dict[str, Any]) -> Reply:
         self._trim()
+        question = question_of(body)
+        failures, status = failures_for(question, max_attempts=self.max_attempts)
+        key = " ".join(question.lower().split())
+        failed = self._failed.pop(key, 0)  # re-inserted below: the newest question is kept longest
+        if failed < failures:
+            self._failed[key] = failed + 1
+            while len(self._failed) > REMEMBERED_QUESTIONS:
+                del self._failed[next(iter(self._failed))]
+            return Reply(
+                chunks=[],
+                status=status,
+                first_delay=self.first_word_seconds,  # a server error takes its time too
+                retry_after=self.flaky_retry_after if status == 500 else None,
+            )
         return Reply.text(
             demo_answer(body),
             delay=self.word_seconds,

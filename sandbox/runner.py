@@ -25,7 +25,7 @@ from bot.settings import environment
 from sandbox.demo_model import DEMO_MODEL_NAME, DemoModel
 from sandbox.workspace import Workspace
 
-__all__ = ["Sandbox", "free_port", "is_placeholder", "model_configured", "slack_configured"]
+__all__ = ["Sandbox", "bot_attempts", "free_port", "is_placeholder", "model_configured", "slack_configured"]
 
 PORT_ATTEMPTS = 20  # $PORT, then the next ports, until one is free
 BOT_START_SECONDS = 60.0
@@ -46,6 +46,15 @@ def slack_configured(env: Mapping[str, str]) -> bool:
 def model_configured(env: Mapping[str, str]) -> bool:
     """Whether a real model is configured (else the sandbox uses its demo model)."""
     return not is_placeholder(env.get("OPENAI_API_KEY")) or not is_placeholder(env.get("OPENAI_BASE_URL"))
+
+
+def bot_attempts(env: Mapping[str, str]) -> int:
+    """The bot's ``BOT_MAX_ATTEMPTS`` (the attempts of one answer's model call), default 3. A malformed
+    value counts as the default: the bot refuses to start with it anyway."""
+    try:
+        return max(1, int(env.get("BOT_MAX_ATTEMPTS", "").strip() or 3))
+    except ValueError:
+        return 3
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -88,7 +97,8 @@ class Sandbox:
         await self._serve_workspace()
         bot_env = self._bot_env()
         if self.demo is None and not model_configured(self.env):
-            self.demo = DemoModel(host=self.host)
+            # A failing demo question fails every attempt of the bot's first answer, so its Retry works.
+            self.demo = DemoModel(host=self.host, max_attempts=bot_attempts(self.env))
             await self.demo.start()
             bot_env.update(
                 OPENAI_API_KEY=self.demo.api_key,

@@ -5,27 +5,43 @@ a labelled answer, and ``python -m bot sandbox`` runs the real bot against it.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from openai import AsyncOpenAI
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.demo_model import ANSWER_END, DEMO_LABEL, LONG_ANSWER_END, DemoModel, demo_answer
-from sandbox.runner import Sandbox, free_port, is_placeholder, model_configured, slack_configured
+from sandbox.fake_openai import FakeOpenAI, Reply
+from sandbox.runner import (
+    Sandbox,
+    bot_attempts,
+    free_port,
+    is_placeholder,
+    model_configured,
+    slack_configured,
+)
 from sandbox.slack import sign_request
 from sandbox.workspace import Workspace
+from tests.redis_fixtures import redis_client, redis_server  # noqa: F401
+from tests.redis_server import RedisServer
 
 JSONDict = dict[str, Any]
 
@@ -342,7 +358,7 @@ async def test_page_is_served(workspace: Workspace, http: aiohttp.ClientSession)
 
 
 async def test_demo_model_streams_a_labelled_useful_answer() -> None:
-    async with DemoModel(word_seconds=0.005, first_word_seconds=0.0) as model:
+    async with DemoModel(word_seconds=0.002, first_word_seconds=0.0) as model:
         client = AsyncOpenAI(api_key=model.api_key, base_url=model.base_url, max_retries=0)
         stream = await client.chat.completions.create(
             model="threadline-demo",
@@ -360,6 +376,37 @@ async def test_demo_model_streams_a_labelled_useful_answer() -> None:
     assert "“how do I use <tags>?”" in text
     assert "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text and "```sh" in text
     assert "\n1. " in text and text.rstrip().endswith(ANSWER_END)
+
+
+async def test_demo_model_fails_as_its_trigger_words_ask(http: aiohttp.ClientSession) -> None:
+    async with DemoModel(word_seconds=0.0, first_word_seconds=0.0, max_attempts=2) as model:
+
+        async def ask(question: str) -> tuple[int, str | None]:
+            body = {"model": "threadline-demo", "messages": [{"role": "user", "content": question}]}
+            headers = {"Authorization": f"Bearer {model.api_key}"}
+            async with http.post(f"{model.base_url}/chat/completions", json=body, headers=headers) as resp:
+                if resp.status == 200:
+                    assert DEMO_LABEL in (await resp.json())["choices"][0]["message"]["content"]
+                return resp.status, resp.headers.get("Retry-After")
+
+        # flaky: one 500 (Retry-After 1 s: the bot's retry waits that long), then the answer; and again.
+        flaky = [await ask("<@U0YOU>: is it flaky?") for _ in range(3)]
+        assert flaky == [(500, "1"), (200, None), (500, "1")]
+        # fail / broken: as many 503s as the bot makes attempts, then the answer (the Retry button's).
+        failing = [await ask(q) for q in ["Why does it FAIL?", "why does  it fail?", "why does it fail?"]]
+        assert failing == [(503, None), (503, None), (200, None)]  # counted per question, as typed
+        assert [(await ask("it's broken"))[0] for _ in range(4)] == [503, 503, 200, 503]
+        assert [(await ask(q))[0] for q in ("failing tests", "the failure", "a failover")] == [503] * 3
+        # Anything else is answered at once, a word that merely contains a trigger included.
+        assert [(await ask(q))[0] for q in ("hi", "unbroken flakyness", "long")] == [200] * 3
+
+
+def test_trigger_words_are_in_the_help_and_attempts_follow_the_bot() -> None:
+    answer = demo_answer({"messages": [{"role": "user", "content": "what can I try?"}]})
+    assert "*flaky*" in answer and "*fail*" in answer and "*broken*" in answer and "Retry" in answer
+    assert "Stop" in answer and "wait in line" in answer
+    assert bot_attempts({}) == 3 and bot_attempts({"BOT_MAX_ATTEMPTS": " 2 "}) == 2
+    assert bot_attempts({"BOT_MAX_ATTEMPTS": "many"}) == 3  # the bot refuses it anyway
 
 
 def test_demo_model_long_answer_and_context() -> None:
@@ -391,70 +438,209 @@ def test_configuration_choices() -> None:
 
 # ---------------------------------------------------------------------- the whole sandbox as a process
 
+READY = re.compile(r"sandbox is ready\. Open (http://127\.0\.0\.1:\d+)")
+ROOT = Path(__file__).resolve().parent.parent
 
-async def test_python_m_bot_sandbox_answers_a_mention_with_the_demo_model(
-    http: aiohttp.ClientSession, tmp_path: Any
-) -> None:
-    clean = {
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any Slack, model, bot or Redis settings (nor ``PORT``)."""
+    env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SLACK_", "OPENAI_", "BOT_", "REDIS_")) and k != "PORT"
     }
-    port = free_port()
+    return {**env, **extra}
+
+
+@dataclass
+class Running:
+    proc: asyncio.subprocess.Process
+    url: str  # the page's address, from the ready line
+    lines: list[str]  # the output, stdout and stderr together
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextlib.asynccontextmanager
+async def running(argv: list[str], *, env: dict[str, str], cwd: Path) -> AsyncIterator[Running]:
+    """Start ``argv`` (the sandbox, one way or another), wait for its ready line; stop it (SIGTERM) after."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "sandbox",
-        env={**clean, "PORT": str(port), "BOT_MAX_ATTEMPTS": "1"},
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
+    assert proc.stdout is not None
     lines: list[str] = []
     try:
-        assert proc.stdout is not None
         async with asyncio.timeout(30):
-            while not any("ready. Open" in line for line in lines):
+            while not (ready := READY.search(lines[-1] if lines else "")):
                 line = (await proc.stdout.readline()).decode()
-                assert line, "\n".join(lines)
+                assert line, "exited before it was ready:\n" + "\n".join(lines)
                 lines.append(line.rstrip())
-        assert f"http://127.0.0.1:{port}" in lines[-1]
-        base = f"http://127.0.0.1:{port}"
-        async with http.post(f"{base}/ui/post", json={"channel": "C0001", "text": "@Threadline hi"}) as resp:
-            question = await resp.json()
-        async with http.get(f"{base}/ui/stream") as stream:
-            async with asyncio.timeout(20):
-                while True:
-                    line = (await stream.content.readline()).decode()
-                    if not line.startswith("data: "):
-                        continue
-                    event = json.loads(line[6:])
-                    messages = event["messages"] if event["type"] == "snapshot" else [event.get("message")]
-                    texts = [
-                        m["text"]
-                        for m in messages
-                        if m and m["bot"] and m["thread_ts"] == question["ts"] and not m["blocks"]
-                    ]
-                    texts += [
-                        b["text"]["text"]
-                        for m in messages
-                        if m and m["bot"] and m["thread_ts"] == question["ts"]
-                        for b in m["blocks"] or []
-                        if b.get("type") == "section"
-                    ]
-                    if any(ANSWER_END in t for t in texts):
-                        assert any("Demo model" in t for t in texts)
-                        break
+        yield Running(proc, ready.group(1), lines)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
-            rest = await proc.stdout.read() if proc.stdout else b""
+            rest = await proc.stdout.read()
             await proc.wait()
-    output = "\n".join(lines) + rest.decode()
-    assert proc.returncode == 0, output
-    assert "xoxb-sandbox" not in output  # the bot's log redacts the token it was given
+        lines.extend(rest.decode().splitlines())
+
+
+async def mention(http: aiohttp.ClientSession, base: str, text: str, channel: str = "C0001") -> str:
+    """Post ``text`` as you in ``channel`` through the page's endpoint; its ts."""
+    async with http.post(f"{base}/ui/post", json={"channel": channel, "text": text}) as resp:
+        assert resp.status == 200, await resp.text()
+        ts = (await resp.json())["ts"]
+        assert isinstance(ts, str)
+        return ts
+
+
+async def watch(
+    http: aiohttp.ClientSession,
+    base: str,
+    done: Callable[[list[JSONDict]], bool],
+    timeout: float = 20,
+) -> list[JSONDict]:
+    """Follow the page's live feed until ``done(seen)``; ``seen``: every state of every message, in
+    order (the snapshot's first)."""
+    seen: list[JSONDict] = []
+    async with http.get(f"{base}/ui/stream") as stream, asyncio.timeout(timeout):
+        while not done(seen):
+            line = (await stream.content.readline()).decode()
+            if line.startswith("data: "):
+                event = json.loads(line[len("data: ") :])
+                if event["type"] == "snapshot":
+                    seen.extend(event["messages"])
+                elif event["type"] == "message":
+                    seen.append(event["message"])
+    return seen
+
+
+def bot_texts(seen: list[JSONDict], thread_ts: str) -> list[str]:
+    """What the bot's messages in the thread showed: a message's text, or its section blocks' text."""
+    texts = []
+    for m in seen:
+        if m["bot"] and m["thread_ts"] == thread_ts and not m.get("deleted"):
+            sections = [b["text"]["text"] for b in m["blocks"] or [] if b.get("type") == "section"]
+            texts.append("\n\n".join(sections) if m["blocks"] else m["text"])
+    return texts
+
+
+async def bot_texts_until(http: aiohttp.ClientSession, base: str, thread_ts: str, shown: str) -> list[str]:
+    """Every text the bot showed in the thread, until one shows ``shown``."""
+    seen = await watch(http, base, lambda seen: any(shown in t for t in bot_texts(seen, thread_ts)))
+    return bot_texts(seen, thread_ts)
+
+
+def reactions(seen: list[JSONDict], ts: str) -> list[str]:
+    """The reactions the newest state of message ``ts`` carries."""
+    states = [m for m in seen if m["ts"] == ts and not m["bot"]]
+    return [r["name"] for r in (states[-1].get("reactions") or [])] if states else []
+
+
+async def test_python_m_bot_sandbox_answers_a_mention_with_the_demo_model(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = clean_env(PORT=str(port), BOT_MAX_ATTEMPTS="1")
+    async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
+        assert sandbox.url == f"http://127.0.0.1:{port}"
+        ts = await mention(http, sandbox.url, "@Threadline hi")
+        # The demo model's labelled answer streams in (stopping the sandbox ends it: no need to wait).
+        texts = await bot_texts_until(http, sandbox.url, ts, "You asked: “hi”")
+        assert texts[-1].startswith("_(Demo model — set OPENAI_API_KEY"), texts
+    assert sandbox.proc.returncode == 0, sandbox.output()
+    assert "answers come from the demo model" in sandbox.output()
+    assert "xoxb-sandbox" not in sandbox.output()  # the bot's log redacts the token it was given
+
+
+async def test_sandbox_answers_with_the_configured_model_server(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    async with FakeOpenAI(api_key="sk-configured") as model:
+        model.default_reply = Reply.text("An answer from the configured model server.", delay=0.01)
+        env = clean_env(
+            PORT=str(free_port()),
+            OPENAI_API_KEY=model.api_key,
+            OPENAI_BASE_URL=model.base_url,
+            OPENAI_MODEL="served-model",
+        )
+        async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
+            ts = await mention(http, sandbox.url, "@Threadline which model are you?")
+            texts = await bot_texts_until(http, sandbox.url, ts, "from the configured model server.")
+        assert sandbox.proc.returncode == 0, sandbox.output()
+        assert not any("Demo model" in text for text in texts), texts
+        assert f"model: served-model at {model.base_url}" in sandbox.output()
+        assert "demo model" not in sandbox.output()
+        asked = [r for r in model.requests if r.get("stream")]
+        assert [r["model"] for r in asked] == ["served-model"]
+        assert "which model are you?" in asked[0]["messages"][-1]["content"]
+
+
+async def test_sandbox_keeps_its_state_in_the_configured_redis(
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+    redis_client: aioredis.Redis,  # noqa: F811
+) -> None:
+    async with FakeOpenAI() as model:
+        model.default_reply = Reply.text("Stored in Redis.", delay=0.01)
+        env = clean_env(
+            PORT=str(free_port()),
+            OPENAI_API_KEY=model.api_key,
+            OPENAI_BASE_URL=model.base_url,
+            REDIS_URL=redis_server.url,
+        )
+        async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
+            ts = await mention(http, sandbox.url, "@Threadline remember this")
+            # ✅ on the question: answered, and the conversation stored (the reaction comes after it).
+            seen = await watch(http, sandbox.url, lambda seen: "white_check_mark" in reactions(seen, ts))
+            assert any("Stored in Redis." in text for text in bot_texts(seen, ts))
+            keys = [key async for key in redis_client.scan_iter(match=f"*conv:*:C0001:{ts}")]
+            assert len(keys) == 1, keys
+            turns = [json.loads(turn) for turn in await redis_client.lrange(keys[0], 0, -1)]
+        assert sandbox.proc.returncode == 0, sandbox.output()
+    assert any("remember this" in json.dumps(turn) for turn in turns), turns
+    assert any("Stored in Redis." in json.dumps(turn) for turn in turns), turns
+
+
+def venv_copy(target: Path) -> Path:
+    """A ``.venv`` in ``target`` made of links to this test run's virtualenv, stamped as installed for
+    ``target/pyproject.toml``, so ``scripts/bootstrap.sh`` there uses it as it is (no pip)."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs the tests to run in the project's virtualenv (scripts/test.sh makes it)")
+    venv = target / ".venv"
+    venv.mkdir()
+    for entry in Path(sys.prefix).iterdir():
+        if not entry.name.startswith(".installed-"):
+            (venv / entry.name).symlink_to(entry)
+    digest = hashlib.sha1((target / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    (venv / f".installed-{digest}").touch()
+    return venv
+
+
+async def test_run_script_without_slack_credentials_starts_the_sandbox(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # A copy of the project without a .env, in an environment without SLACK_BOT_TOKEN: the README's run
+    # command. Its .venv links to this one and is stamped as installed, so nothing is reinstalled.
+    checkout = tmp_path / "threadline"
+    checkout.mkdir()
+    for name in ("scripts", "bot", "handlers", "sandbox"):
+        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    venv = venv_copy(checkout)
+    before = sorted(p.name for p in venv.iterdir())
+    port = free_port()
+    env = clean_env(PORT=str(port), BOT_MAX_ATTEMPTS="1")
+    async with running(["bash", str(checkout / "scripts" / "run.sh")], env=env, cwd=tmp_path) as sandbox:
+        assert sandbox.url == f"http://127.0.0.1:{port}"
+        async with http.get(sandbox.url) as resp:
+            assert resp.status == 200 and "<title>Threadline sandbox</title>" in await resp.text()
+    assert sandbox.proc.returncode == 0, sandbox.output()
+    assert "no SLACK_BOT_TOKEN configured" in sandbox.output()
+    assert "answers come from the demo model" in sandbox.output()
+    assert sorted(p.name for p in venv.iterdir()) == before, "bootstrap.sh reinstalled"
 
 
 async def test_page_port_is_the_next_free_one_when_taken() -> None:

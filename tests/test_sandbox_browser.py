@@ -61,7 +61,9 @@ class SandboxProcess:
             **clean,
             "BOT_EDIT_INTERVAL_SECONDS": "0.4",  # several visible states per answer
             "BOT_RETRY_BASE_SECONDS": "0.05",
-            "BOT_MAX_ATTEMPTS": "1",  # stopping the sandbox cuts the demo model: no retries then
+            # Two attempts: a flaky demo question is answered on its retry, a failing one fails both
+            # (the sandbox tells the demo model how many the bot makes).
+            "BOT_MAX_ATTEMPTS": "2",
         }
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -141,15 +143,23 @@ def page(sandbox: tuple[SandboxProcess, str], browser: Browser) -> Iterator[Page
     expect.set_options(timeout=20_000)
     page.goto(url)
     expect(page.locator("#bot-status")).to_have_class(re.compile(r"\bready\b"))
-    # Record every state the bot's messages show, as the page renders them.
+    # Record every state the bot's messages show, and every state of each message's reactions, as the
+    # page renders them.
     page.evaluate(
         """() => {
             window.__states = {};
+            window.__reactions = {};
+            const push = (store, key, value) => {
+                const list = (store[key] = store[key] || []);
+                if (list[list.length - 1] !== value) list.push(value);
+            };
             const record = () => {
                 for (const el of document.querySelectorAll('.msg.bot')) {
-                    const text = el.querySelector('.body').innerText;
-                    const list = (window.__states[el.dataset.key] = window.__states[el.dataset.key] || []);
-                    if (list[list.length - 1] !== text) list.push(text);
+                    push(window.__states, el.dataset.key, el.querySelector('.body').innerText);
+                }
+                for (const el of document.querySelectorAll('.msg')) {
+                    const key = el.dataset.key, shown = el.querySelector('.reactions').innerText.trim();
+                    if (shown || window.__reactions[key]) push(window.__reactions, key, shown);
                 }
             };
             new MutationObserver(record).observe(
@@ -163,6 +173,12 @@ def page(sandbox: tuple[SandboxProcess, str], browser: Browser) -> Iterator[Page
 def states_of(page: Page, locator: Any) -> list[str]:
     key = locator.get_attribute("data-key")
     return list(page.evaluate("(key) => window.__states[key] || []", key))
+
+
+def reactions_of(page: Page, locator: Any) -> list[str]:
+    """Every state the message's reactions were shown in, e.g. ``["👀 1", "✅ 1"]``."""
+    key = locator.get_attribute("data-key")
+    return list(page.evaluate("(key) => window.__reactions[key] || []", key))
 
 
 def send(page: Page, composer: str, text: str) -> None:
@@ -252,8 +268,75 @@ def test_stop_a_long_answer_in_the_dm(page: Page) -> None:
             return !!el && (window.__states[el.dataset.key] || []).some((s) => s.includes('(Demo'));
         }"""
     )
-    if stop.count() == 0:
-        pytest.skip("Stop button lands with issue 4")
-    stop.first.click()
+    expect(stop).to_have_count(1)
+    stop.click()
     expect(stop).to_have_count(0)  # the final edit removes it
+    expect(answer.locator(".body")).to_contain_text("⏹️ Stopped by @you.")
     expect(answer.locator(".body")).not_to_contain_text(LONG_ANSWER_END)
+    expect(answer.locator(".block-button")).to_have_count(0)  # a stopped answer offers no Retry
+
+
+def test_flaky_model_is_retried_then_answers(page: Page) -> None:
+    page.locator("nav button", has_text="general").click()
+    send(page, "#composer", "@Threadline is the model flaky today?")
+    question = page.locator("#messages .msg", has_text="is the model flaky today?")
+    answer = page.locator("#thread-messages .msg.bot").first
+    expect(answer.locator(".body")).to_contain_text(ANSWER_END)
+    states = states_of(page, answer)
+    # The demo model's first request failed (HTTP 500, Retry-After 1 s): the placeholder said so while
+    # the bot waited, then the retried request's answer replaced it.
+    assert any("retrying, 2 of 2" in s for s in states), states
+    assert "retrying" not in states[-1] and "⚠️" not in states[-1], states
+    expect(answer.locator(".block-button")).to_have_count(0)
+    # The status reactions on the question: 👀 while it waited and was answered, then ✅ instead.
+    expect(question.locator(".reactions")).to_have_text("✅ 1")
+    shown = reactions_of(page, question)
+    assert shown[0] == "👀 1" and shown[-1] == "✅ 1" and "⚠️" not in "".join(shown), shown
+
+
+def test_failing_model_shows_the_error_and_retry_answers(page: Page) -> None:
+    page.locator("nav button", has_text="random").click()
+    send(page, "#composer", "@Threadline the model is broken, isn't it?")
+    question = page.locator("#messages .msg", has_text="the model is broken")
+    answers = page.locator("#thread-messages .msg.bot")
+    failed = answers.first
+    # Every attempt failed (HTTP 503): the error is told in plain words, with a Retry button, and the
+    # question is marked ⚠️.
+    expect(failed.locator(".body")).to_contain_text("⚠️ The model is overloaded or rate limited right now.")
+    retry = failed.locator(".block-button", has_text="Retry")
+    expect(retry).to_have_count(1)
+    expect(question.locator(".reactions")).to_contain_text("⚠️")
+    assert any("retrying, 2 of 2" in s for s in states_of(page, failed)), states_of(page, failed)
+    assert ANSWER_END not in failed.locator(".body").inner_text()
+
+    # Retry queues the same question again in the thread (the button goes), and this time it is answered.
+    retry.click()
+    expect(failed.locator(".block-button")).to_have_count(0)
+    expect(answers).to_have_count(2)
+    expect(answers.nth(1).locator(".body")).to_contain_text(ANSWER_END)
+    expect(answers.nth(1).locator(".body")).to_contain_text("the model is broken, isn't it?")
+    expect(question.locator(".reactions")).to_contain_text("✅ 1")
+    assert "👀 1" in reactions_of(page, question)
+
+
+def test_quick_questions_wait_in_line(page: Page) -> None:
+    # Last in the module: the answers it queues are still being written when the module ends (stopping
+    # the sandbox hands them back).
+    page.locator("nav button", has_text="general").click()
+    for n in (1, 2, 3):
+        send(page, "#composer", f"@Threadline queue question {n}")
+    # One channel answers one question at a time, in arrival order: each waiting question's placeholder
+    # tells its place in line, and all of them are marked 👀.
+    for n, ahead in ((2, "1 request"), (3, "2 requests")):
+        question = page.locator("#messages .msg", has_text=f"queue question {n}")
+        question.locator(".reply-count").click()
+        expect(page.locator("#thread-messages .msg").first).to_contain_text(f"queue question {n}")
+        waiting = page.locator("#thread-messages .msg.bot").first
+        expect(waiting.locator(".body")).to_have_text(f"Queued: {ahead} ahead of you…")
+        expect(question.locator(".reactions")).to_have_text("👀 1")
+    # The first is being answered meanwhile (its first words may wait for the workspace's edit budget,
+    # which the tests before this one used up).
+    first = page.locator("#messages .msg", has_text="queue question 1")
+    first.locator(".reply-count").click()
+    expect(page.locator("#thread-messages .msg").first).to_contain_text("queue question 1")
+    expect(page.locator("#thread-messages .msg.bot").first.locator(".body")).not_to_contain_text("Queued")
