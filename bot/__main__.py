@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from bot import logs
 from bot.errors import ConfigError
 from bot.settings import Settings
 
 USAGE = "usage: python -m bot [run | check [--manifest PATH] | sandbox [--port PORT] [--open]]"
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the service on uvloop where it is installed (a faster event loop: less CPU per relayed
+    chunk), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def main(argv: list[str]) -> int:
@@ -47,7 +60,7 @@ def main(argv: list[str]) -> int:
     from bot.app import run_forever
 
     try:
-        asyncio.run(run_forever(settings))
+        run(run_forever(settings))
     except ConfigError as err:
         print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
         return 2

@@ -6,7 +6,11 @@ in ``bot.engine``). Exceptions from ``openai``/``httpx`` are translated here, on
 ``bot.errors.ModelError`` subclasses (like httpx's ``map_httpcore_exceptions``).
 
 Timeouts are enforced on the wait for each chunk, not when a chunk arrives, so a stalled stream
-times out on time: ``first_token`` until the first content, ``idle`` between chunks afterwards.
+times out on time: ``first_token`` is absolute from the request's start (headers included) until the
+first content, ``idle`` counts from the last chunk that carried something (content, usage, a
+finish_reason); keep-alive comments, blank lines and empty deltas move neither. A first-token timeout
+is retryable (nothing was shown yet); an idle one is not. A stream that closes without ``[DONE]`` and
+without a finish_reason was cut: ``ModelUnavailable``, retried like a dropped connection.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import httpx
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from bot.errors import (
     ContentFiltered,
@@ -59,6 +63,13 @@ def translate(err: BaseException) -> ModelError:
     """Map an exception raised by the ``openai`` package (or httpx under it) to a ``ModelError``."""
     if isinstance(err, ModelError):
         return err
+    cause = err.__cause__ or err.__context__
+    if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout) or isinstance(
+        cause, httpx.ConnectError | httpx.ConnectTimeout
+    ):
+        # No connection at all (the aiohttp transport reports a refused connection as a connect
+        # timeout): the server is unreachable, whatever the SDK calls it.
+        return ModelUnreachable(type(cause or err).__name__)
     if isinstance(err, openai.APITimeoutError):
         return ModelUnavailable("read timeout")
     if isinstance(err, openai.APIConnectionError | httpx.TransportError):
@@ -108,21 +119,29 @@ class AnswerStream:
 
     async def _iterate(self) -> AsyncIterator[str]:
         client = self._client
+        loop = asyncio.get_running_loop()
+        # The first-token deadline is absolute from the request's start: it covers the response
+        # headers too, and lines without content (": ping" keep-alives, blank lines, empty deltas)
+        # do not move it.
+        first_deadline = loop.time() + client.first_token_timeout
         try:
             with mapped_errors():
-                # The first-token timeout also covers the wait for the response headers.
-                opened = client.open(self._messages)
-                response, closer = await asyncio.wait_for(opened, client.first_token_timeout)
+                async with asyncio.timeout_at(first_deadline):
+                    response, closer = await client.open(self._messages)
         except TimeoutError:
             raise ModelTimeout("first token", client.first_token_timeout) from None
-        loop = asyncio.get_running_loop()
-        got_content = False
+        # When the last chunk that carried something (content, usage or a finish_reason) arrived;
+        # None until one has. The idle deadline counts from it, keep-alives do not move it.
+        alive_at: float | None = None
+        done = False
         try:
             lines = aiter(response.iter_lines())
             async with asyncio.timeout(None) as deadline:
                 while True:
-                    wait = client.idle_timeout if got_content else client.first_token_timeout
-                    deadline.reschedule(loop.time() + wait)
+                    when = first_deadline if alive_at is None else alive_at + client.idle_timeout
+                    if loop.time() >= when:
+                        raise TimeoutError  # buffered lines arrive without a wait that could expire
+                    deadline.reschedule(when)
                     try:
                         with mapped_errors():
                             line = await anext(lines)
@@ -132,38 +151,47 @@ class AnswerStream:
                         continue  # blank separators, comments, "event:" lines
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        done = True
                         break
-                    deltas = self._parse(data)
+                    deltas, progressed = self._parse(data)
+                    if progressed:
+                        alive_at = loop.time()
                     if deltas:
-                        if not got_content:
+                        if self.first_token_at is None:
                             self.first_token_at = time.monotonic()
-                            got_content = True
                         deadline.reschedule(None)  # the consumer's time is not the model's
                         for delta in deltas:
                             yield delta
+                        alive_at = loop.time()
         except TimeoutError:
-            phase = "idle" if got_content else "first token"
-            raise ModelTimeout(
-                phase, client.idle_timeout if got_content else client.first_token_timeout
-            ) from None
+            if alive_at is None:
+                raise ModelTimeout("first token", client.first_token_timeout) from None
+            raise ModelTimeout("idle", client.idle_timeout) from None
         finally:
             with contextlib.suppress(Exception):
                 await closer()
         if self.finish_reason == "content_filter":
             raise ContentFiltered("finish_reason content_filter")
+        if not done and self.finish_reason is None:
+            # A clean close without [DONE] or a finish_reason: the answer was cut, not finished.
+            raise ModelUnavailable("stream ended before the answer was complete")
 
-    def _parse(self, data: str) -> list[str]:
-        """One Chat Completions chunk (plain JSON, no per-chunk model objects: this is the hot path)."""
+    def _parse(self, data: str) -> tuple[list[str], bool]:
+        """One Chat Completions chunk (plain JSON, no per-chunk model objects: this is the hot path).
+        Returns its content deltas, and whether it carried anything at all (content, usage or a
+        finish_reason): an empty delta is a keep-alive, not progress."""
         try:
             chunk = json.loads(data)
         except ValueError:
             raise ModelUnavailable("malformed stream chunk") from None
         if not isinstance(chunk, dict):
-            return []
+            return [], False
         if chunk.get("error"):
             raise ModelUnavailable("error event in the stream")
+        progressed = False
         usage = chunk.get("usage")
         if isinstance(usage, dict):
+            progressed = True
             self.usage = {
                 "prompt_tokens": int(usage.get("prompt_tokens") or 0),
                 "completion_tokens": int(usage.get("completion_tokens") or 0),
@@ -171,11 +199,18 @@ class AnswerStream:
         deltas: list[str] = []
         for choice in chunk.get("choices") or ():
             if choice.get("finish_reason"):
+                progressed = True
                 self.finish_reason = choice["finish_reason"]
-            content = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
             if content:
                 deltas.append(content)
-        return deltas
+            elif delta.get("reasoning_content") or delta.get("reasoning"):
+                # A reasoning model thinking out loud (vLLM, Ollama, DeepSeek): not part of the
+                # answer, but the model is at work, so neither the first-token nor the idle
+                # timeout should fire while it reasons.
+                progressed = True
+        return deltas, progressed or bool(deltas)
 
 
 class LLMClient:
@@ -196,11 +231,17 @@ class LLMClient:
         self.idle_timeout = idle_timeout
         self.max_tokens = max_tokens
         self._usage_supported = True
+        self._token_param = "max_tokens"  # "max_completion_tokens" once the model refuses the old name
+        timeout = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
         self._client = AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
-            timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
+            timeout=timeout,
+            # The SDK's aiohttp transport (the `openai[aiohttp]` extra): the same client, but the
+            # stream is read by aiohttp's C parser instead of httpcore/h11/anyio, which costs
+            # about a third of the CPU per relayed chunk (docs/benchmarks.md).
+            http_client=DefaultAioHttpClient(timeout=timeout),
         )
 
     async def close(self) -> None:
@@ -222,36 +263,64 @@ class LLMClient:
 
     async def probe(self, *, timeout: float = 15.0) -> str:
         """``bot check``: a one-token, non-streaming completion with the configured model. Returns
-        the model name the server reports; raises a ``ModelError`` when it fails."""
+        the model name the server reports; raises a ``ModelError`` when it fails. Reasoning models
+        refuse ``max_tokens`` (400 unsupported_parameter): then it asks once more with
+        ``max_completion_tokens``."""
         try:
             with mapped_errors():
-                response = await asyncio.wait_for(
-                    self._client.chat.completions.create(
-                        model=self.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
-                    ),
-                    timeout,
-                )
+                async with asyncio.timeout(timeout):
+                    try:
+                        response = await self._ping()
+                    except openai.BadRequestError as err:
+                        if not self._adapt(err, {self._token_param: 1}):
+                            raise
+                        response = await self._ping()
         except TimeoutError:
             raise ModelTimeout("check", timeout) from None
         return str(getattr(response, "model", "") or self.model)
 
+    async def _ping(self) -> Any:
+        if self._token_param == "max_tokens":
+            return await self._client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
+            )
+        return await self._client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": "ping"}], max_completion_tokens=1
+        )
+
+    def _adapt(self, err: openai.BadRequestError, sent: dict[str, Any]) -> bool:
+        """A 400 that refuses an optional parameter we sent: stop sending it (for the life of the
+        client) and return True, so the request is made again. False for any other 400."""
+        text = f"{err.code or ''} {err.param or ''} {err.message}"
+        if "stream_options" in sent and "stream_options" in text:
+            logger.info("model server refuses stream_options; streaming without usage")
+            self._usage_supported = False
+            return True
+        refused = "unsupported" in text.lower() or "not supported" in text.lower()
+        names_it = err.param == "max_tokens" or "'max_tokens'" in text or '"max_tokens"' in text
+        if "max_tokens" in sent and refused and names_it:
+            logger.info("model refuses max_tokens; sending max_completion_tokens instead")
+            self._token_param = "max_completion_tokens"
+            return True
+        return False
+
     async def open(self, messages: list[dict[str, str]]) -> tuple[Any, Callable[[], Awaitable[None]]]:
         """Start a streamed completion; returns the raw streaming response (the SSE lines are parsed
         by ``AnswerStream``, without building an SDK model per chunk) and a function that closes it.
-        ``stream_options.include_usage`` is sent while the server accepts it; a server that refuses
-        it (400 naming it) is asked again without. HTTP errors raise the SDK's exceptions."""
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
-        if self.max_tokens is not None:
-            kwargs["max_tokens"] = self.max_tokens
-        if self._usage_supported:
+        ``stream_options.include_usage`` is sent while the server accepts it, and the token limit as
+        ``max_tokens`` while the model accepts that name; a 400 refusing either is asked again
+        without it. HTTP errors raise the SDK's exceptions."""
+        while True:
+            kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+            if self.max_tokens is not None:
+                kwargs[self._token_param] = self.max_tokens
+            if self._usage_supported:
+                kwargs["stream_options"] = {"include_usage": True}
             try:
-                return await self._start(kwargs | {"stream_options": {"include_usage": True}})
+                return await self._start(kwargs)
             except openai.BadRequestError as err:
-                if "stream_options" not in str(err.message):
+                if not self._adapt(err, kwargs):  # each refusal adapts once: this ends
                     raise
-                logger.info("model server refuses stream_options; streaming without usage")
-                self._usage_supported = False
-        return await self._start(kwargs)
 
     async def _start(self, kwargs: dict[str, Any]) -> tuple[Any, Callable[[], Awaitable[None]]]:
         manager = self._client.chat.completions.with_streaming_response.create(**kwargs)

@@ -84,6 +84,10 @@ class Reply:
     retry_after: float | None = None  # Retry-After header on an error
     cut_after: int | None = None  # drop the connection after this many content chunks (no [DONE])
     stall_after: int | None = None  # stop sending after this many content chunks, keep the connection open
+    keepalive: float | None = None  # while stalled, every this many seconds: ": ping", a blank line, ""
+    close_after: int | None = None  # end the response cleanly after this many chunks: no finish, no [DONE]
+    reasoning: list[str] = field(default_factory=list)  # reasoning_content deltas before the content
+    raw: list[str] = field(default_factory=list)  # data payloads sent verbatim after the content chunks
     finish_reason: str = "stop"  # e.g. "content_filter", "length"
     model: str | None = None  # defaults to the request's model
     usage: JSONDict | None = field(default=None)  # overrides the computed usage
@@ -136,9 +140,12 @@ class FakeOpenAI(LocalServer):
         self.unknown_paths: list[str] = []
         self.auth_failures = 0
         self.active_streams = 0  # streams being written right now
+        self.peak_streams = 0  # the most streams written at once
         self.finished_streams = 0  # streams that ended with [DONE]
         self.abandoned_streams = 0  # streams the client went away from before the end
-        self.cut_streams = 0  # streams the fake dropped (cut_after, or a stall ended by stop())
+        self.cut_streams = 0  # streams the fake dropped or closed early (cut_after, close_after, stalls)
+        # Parameters answered with 400 unsupported_parameter, as reasoning models answer "max_tokens".
+        self.unsupported_params: set[str] = set()
         self._script: deque[Reply] = deque()
         self._ids = itertools.count(1)
         self._change = asyncio.Event()
@@ -211,6 +218,20 @@ class FakeOpenAI(LocalServer):
         body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
+    def _unsupported(self, param: str) -> web.Response:
+        message = f"Unsupported parameter: '{param}' is not supported with this model."
+        if param == "max_tokens":
+            message += " Use 'max_completion_tokens' instead."
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": param,
+                "code": "unsupported_parameter",
+            }
+        }
+        return web.json_response(body, status=400, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
     async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
         self.unknown_paths.append(f"{request.method} {request.path}")
         self._changed()
@@ -256,6 +277,10 @@ class FakeOpenAI(LocalServer):
         self.requests.append(body)
         self.request_times.append(time.monotonic())
         self.request_headers.append(dict(request.headers))
+        refused = sorted(self.unsupported_params & body.keys())
+        if refused:  # refused before any scripted reply is used
+            self._changed()
+            return self._unsupported(refused[0])
         reply = self._script.popleft() if self._script else self.reply_for(body)
         self._changed()
 
@@ -374,16 +399,32 @@ class FakeOpenAI(LocalServer):
         )
         await resp.prepare(request)
         self.active_streams += 1
+        self.peak_streams = max(self.peak_streams, self.active_streams)
         self._changed()
         outcome = "abandoned"
         try:
             await resp.write(event(delta({"role": "assistant", "content": "", "refusal": None})))
+            for thought in reply.reasoning:  # a reasoning model's thinking, before the answer
+                if reply.delay and not await self._pause(reply.delay):
+                    outcome = "cut"
+                    return self._drop(request, resp)
+                await resp.write(event(delta({"content": None, "reasoning_content": thought})))
             for i, chunk in enumerate([*chunks, None]):
                 if reply.cut_after is not None and i >= reply.cut_after:
                     outcome = "cut"
                     return self._drop(request, resp)
+                if reply.close_after is not None and i >= reply.close_after:
+                    await resp.write_eof()  # a clean end of the body, but the answer never finished
+                    outcome = "cut"
+                    return resp
                 if reply.stall_after is not None and i >= reply.stall_after:
-                    await self._stopping.wait()
+                    if reply.keepalive:
+                        keepalive = b": ping\n\n" + event(delta({"content": ""}))
+                        with contextlib.suppress(ConnectionError):  # the client gave up
+                            while await self._pause(reply.keepalive):
+                                await resp.write(keepalive)
+                    else:
+                        await self._stopping.wait()
                     outcome = "cut"
                     return self._drop(request, resp)
                 if chunk is None:
@@ -392,6 +433,8 @@ class FakeOpenAI(LocalServer):
                     outcome = "cut"
                     return self._drop(request, resp)
                 await resp.write(event(delta({"content": chunk})))
+            for data in reply.raw:
+                await resp.write(f"data: {data}\n\n".encode())
             await resp.write(event(delta({}, finish_reason)))
             if usage is not None:
                 await resp.write(event([], usage=usage))

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+
+import pytest
+from tenacity import AsyncRetrying, RetryCallState
+
+from bot.errors import ModelUnavailable
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -66,11 +74,13 @@ async def test_500_then_success(slack: FakeSlack, model: FakeOpenAI, start_bot: 
 async def test_429_with_retry_after_is_honoured(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
+    # The backoff alone would wait about BOT_RETRY_BASE_SECONDS (0.05 s): only Retry-After explains 2 s.
     bot = await start_bot()
-    model.script(Reply(chunks=[], status=429, retry_after=0.5), Reply.text("After waiting."))
+    model.script(Reply(chunks=[], status=429, retry_after=2), Reply.text("After waiting."))
     ts = await ask(slack, bot.url)
     await slack.wait_for(lambda: bot_texts(slack, "C1", ts) == ["After waiting."], timeout=10)
-    assert model.request_times[1] - model.request_times[0] >= 0.45
+    assert len(model.requests) == 2
+    assert model.request_times[1] - model.request_times[0] >= 2.0
     edits = [e.text for m in bot_replies(slack, "C1", ts) for e in m.edits]
     assert any("retrying, 2 of 3" in text for text in edits), edits  # the user saw it retry
 
@@ -165,3 +175,133 @@ async def test_placeholder_post_failing_tells_the_user_privately(
     assert "couldn't post" in slack.ephemerals(user="U_ALICE")[0].text
     assert not bot_texts(slack, "C1", ts)
     assert not model.requests
+
+
+# -- model-side failures: timeouts that keep-alives cannot hold off, cut streams, retry paths -----------
+
+
+def edited_at(slack: FakeSlack, channel: str, ts: str, needle: str) -> float:
+    """When the first edit showing ``needle`` reached the fake Slack (its monotonic clock)."""
+    return min(e.at for m in bot_replies(slack, channel, ts) for e in m.edits if needle in e.text)
+
+
+def everything_shown(slack: FakeSlack, channel: str, ts: str) -> str:
+    shown = [m.text for m in slack.thread(channel, ts)]
+    shown += [f"{e.text} {json.dumps(e.blocks)}" for m in bot_replies(slack, channel, ts) for e in m.edits]
+    shown += [str(call.args) for call in slack.calls_to("chat.postMessage")]
+    return "\n".join(shown)
+
+
+async def test_keepalives_do_not_hold_off_the_first_token_timeout(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    # Headers after 0.5 s, then ": ping" comments, blank lines and empty deltas every 0.2 s, never text.
+    bot = await start_bot(BOT_FIRST_TOKEN_TIMEOUT_SECONDS="1", BOT_MAX_ATTEMPTS="1")
+    model.script(Reply(chunks=[], first_delay=0.5, stall_after=0, keepalive=0.2))
+    ts = await ask(slack, bot.url)
+    await settled(slack, "C1", ts, "took too long")
+    waited = edited_at(slack, "C1", ts, "took too long") - model.request_times[0]
+    assert 0.95 <= waited < 1.45, waited  # from the request: not 0.5 s of headers + 1 s again
+    assert len(model.requests) == 1
+
+
+async def test_keepalives_do_not_hold_off_the_idle_timeout(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_IDLE_TIMEOUT_SECONDS="1", BOT_MAX_ATTEMPTS="3")
+    model.script(Reply.text("partial words here and then nothing", stall_after=3, keepalive=0.2))
+    ts = await ask(slack, bot.url)
+    text = await settled(slack, "C1", ts, "took too long")
+    assert text.startswith("partial words here")  # the partial answer is kept and marked
+    waited = edited_at(slack, "C1", ts, "took too long") - model.request_times[0]
+    assert 0.95 <= waited < 1.6, waited
+    assert len(model.requests) == 1  # an idle timeout after text is final, never retried
+
+
+async def test_first_token_timeout_is_retried(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_FIRST_TOKEN_TIMEOUT_SECONDS="0.5")
+    model.script(Reply(chunks=[], stall_after=0, keepalive=0.1), Reply.text("Second try."))
+    ts = await ask(slack, bot.url)
+    await slack.wait_for(lambda: bot_texts(slack, "C1", ts) == ["Second try."], timeout=10)
+    assert len(model.requests) == 2
+    assert 0.45 <= model.request_times[1] - model.request_times[0] < 1.0
+
+
+async def test_stream_closed_without_done_is_retried_not_taken_as_complete(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    answer = "one two three four five six seven eight"
+    model.script(Reply.text(answer, delay=0.01, close_after=4), Reply.text(answer, delay=0.01))
+    ts = await ask(slack, bot.url)
+    await slack.wait_for(lambda: bot_texts(slack, "C1", ts) == [answer], timeout=10)
+    assert len(model.requests) == 2 and model.cut_streams == 1
+
+
+async def test_backoff_jitter_scales_with_retry_base_and_retry_after_wins(
+    model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_RETRY_BASE_SECONDS="0.05")
+    engine = bot.runtime.engine
+
+    def after(attempt: int, err: BaseException) -> float:
+        state = RetryCallState(AsyncRetrying(), None, (), {})
+        state.attempt_number = attempt
+        state.set_exception((type(err), err, None))
+        return engine._wait(state)
+
+    first = [after(1, ModelUnavailable("http 500")) for _ in range(200)]
+    third = [after(3, ModelUnavailable("http 500")) for _ in range(200)]
+    assert all(0.05 <= w <= 0.1 for w in first), max(first)  # base + jitter of at most base
+    assert all(0.2 <= w <= 0.25 for w in third), max(third)
+    assert after(1, ModelUnavailable("http 429", retry_after=2.5)) == 2.5
+
+
+async def test_ask_via_response_url_is_retried(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    slack.not_in_channel.add("C9")
+    model.script(Reply(chunks=[], status=500), Reply.text("Forty-two, complete.", delay=0.01))
+    status, _ = await slack.send_command(bot.url, text="meaning of life?", channel_id="C9")
+    assert status == 200
+    key = slack.last_command_response_key
+    assert key is not None
+    await slack.wait_for(lambda: len(slack.responses_to(key)) == 2, timeout=10)
+    final = slack.responses_to(key)[-1]["text"]
+    assert "Forty-two, complete." in final and ":warning:" not in final
+    assert len(model.requests) == 2
+
+
+async def test_internal_error_shows_a_correlation_id_that_is_logged_and_no_exception_text(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    bot = await start_bot()
+    # A chunk that is JSON but not a chunk: the parser trips over it (an AttributeError inside).
+    model.script(Reply.text("Partial answer", raw=['{"choices": ["not an object"]}']))
+    ts = await ask(slack, bot.url)
+    text = await settled(slack, "C1", ts, "error id")
+    found = re.search(r"error id `([0-9a-f]+)`", text)
+    assert found is not None, text
+    rid = found.group(1)
+    assert len(rid) <= 8
+    logged = [r for r in caplog.records if rid in r.getMessage() and r.exc_info]
+    assert logged, caplog.text  # the same id, with the traceback, is in the bot's logs
+    shown = everything_shown(slack, "C1", ts)
+    for leak in ("Traceback", "AttributeError", "has no attribute", "not an object", 'File "'):
+        assert leak not in shown, leak
+    assert len(model.requests) == 1  # not a model error: not retried
+
+
+async def test_context_too_long_with_nothing_to_trim_suggests_a_new_thread(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    model.script(Reply.error(code="context_length_exceeded"), Reply.text("never asked"))
+    ts = await ask(slack, bot.url, "a question too long on its own")
+    text = await settled(slack, "C1", ts, "start a new thread")
+    assert text.startswith(":warning:")
+    assert len(model.requests) == 1  # nothing to drop: no second call
