@@ -103,6 +103,56 @@ def mapped_errors() -> Iterator[None]:
         raise translate(err) from err
 
 
+class _StreamDeadline:
+    """The first-token and idle deadlines of one stream, enforced lazily. A chunk that carries
+    something only records the time (``alive``); one timer, armed at the deadline, re-arms itself
+    when it finds the deadline has moved and expires the stream's ``asyncio.timeout`` when it has
+    not. So a stalled stream times out on time (the timer does not wait for a chunk), and the hot
+    path schedules no timer per chunk."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, first_deadline: float, idle: float) -> None:
+        self._loop = loop
+        self._first = first_deadline
+        self._idle = idle
+        self.alive_at: float | None = None  # the last chunk with content, usage or a finish_reason
+        self.suspended = False  # True while the consumer handles a delta
+        self._timeout: asyncio.Timeout | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def due(self) -> float:
+        return self._first if self.alive_at is None else self.alive_at + self._idle
+
+    def alive(self) -> None:
+        self.alive_at = self._loop.time()
+        handle = self._handle
+        if handle is not None and handle.when() > self.alive_at + self._idle:
+            # The deadline moved earlier (the first token's deadline was further off than an
+            # idle gap): re-arm. Afterwards it only moves later, which the timer finds by itself.
+            handle.cancel()
+            self._handle = self._loop.call_at(self.alive_at + self._idle, self._check)
+
+    def arm(self, timeout: asyncio.Timeout) -> None:
+        self._timeout = timeout
+        self._handle = self._loop.call_at(self.due(), self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        due = self.due()
+        if self.suspended:
+            due = max(due, now + self._idle)
+        if now < due:
+            self._handle = self._loop.call_at(due, self._check)
+            return
+        self._handle = None
+        if self._timeout is not None:
+            self._timeout.reschedule(now)  # expires: the stream's wait raises TimeoutError
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class AnswerStream:
     """One streamed completion. Iterate it for content deltas; afterwards ``usage`` and
     ``finish_reason`` hold what the server reported."""
@@ -130,44 +180,49 @@ class AnswerStream:
                     response, closer = await client.open(self._messages)
         except TimeoutError:
             raise ModelTimeout("first token", client.first_token_timeout) from None
-        # When the last chunk that carried something (content, usage or a finish_reason) arrived;
-        # None until one has. The idle deadline counts from it, keep-alives do not move it.
-        alive_at: float | None = None
+        deadline = _StreamDeadline(loop, first_deadline, client.idle_timeout)
         done = False
         try:
-            lines = aiter(response.iter_lines())
-            async with asyncio.timeout(None) as deadline:
-                while True:
-                    when = first_deadline if alive_at is None else alive_at + client.idle_timeout
-                    if loop.time() >= when:
-                        raise TimeoutError  # buffered lines arrive without a wait that could expire
-                    deadline.reschedule(when)
+            # The body's bytes, split into SSE lines here (one generator, not the four layers of
+            # text decoding and line splitting under the SDK's ``iter_lines``: the hot path).
+            blocks = aiter(response.http_response.aiter_bytes())
+            rest = b""
+            async with asyncio.timeout(None) as timeout:
+                deadline.arm(timeout)
+                while not done:
                     try:
                         with mapped_errors():
-                            line = await anext(lines)
+                            block = await anext(blocks)
                     except StopAsyncIteration:
                         break
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments, "event:" lines
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    deltas, progressed = self._parse(data)
-                    if progressed:
-                        alive_at = loop.time()
-                    if deltas:
-                        if self.first_token_at is None:
-                            self.first_token_at = time.monotonic()
-                        deadline.reschedule(None)  # the consumer's time is not the model's
-                        for delta in deltas:
-                            yield delta
-                        alive_at = loop.time()
+                    lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
+                    rest = lines.pop()  # an incomplete line waits for the next block
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue  # blank separators, comments, "event:" lines
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        deltas, progressed = self._parse(data)
+                        if progressed:
+                            deadline.alive()
+                        if deltas:
+                            if self.first_token_at is None:
+                                self.first_token_at = time.monotonic()
+                            deadline.suspended = True  # the consumer's time is not the model's
+                            try:
+                                for delta in deltas:
+                                    yield delta
+                            finally:
+                                deadline.suspended = False
+                            deadline.alive()
         except TimeoutError:
-            if alive_at is None:
+            if deadline.alive_at is None:
                 raise ModelTimeout("first token", client.first_token_timeout) from None
             raise ModelTimeout("idle", client.idle_timeout) from None
         finally:
+            deadline.disarm()
             with contextlib.suppress(Exception):
                 await closer()
         if self.finish_reason == "content_filter":
@@ -176,7 +231,7 @@ class AnswerStream:
             # A clean close without [DONE] or a finish_reason: the answer was cut, not finished.
             raise ModelUnavailable("stream ended before the answer was complete")
 
-    def _parse(self, data: str) -> tuple[list[str], bool]:
+    def _parse(self, data: bytes | str) -> tuple[list[str], bool]:
         """One Chat Completions chunk (plain JSON, no per-chunk model objects: this is the hot path).
         Returns its content deltas, and whether it carried anything at all (content, usage or a
         finish_reason): an empty delta is a keep-alive, not progress."""
