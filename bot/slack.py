@@ -173,8 +173,8 @@ class SlackGateway:
         """Post a message of an answer (``request_id``, ``piece``), retrying what may succeed later:
         a rate limit after its Retry-After (up to ``MAX_RATE_LIMITED`` times), a server error or a
         lost response up to ``post_attempts`` times. ``chat.postMessage`` is not idempotent, so before
-        posting again after a server error the thread is searched for the message (by its metadata):
-        a retry never posts twice."""
+        posting again after a server error the thread (or, for a top-level message, the channel's
+        newest messages) is searched for the message by its metadata: a retry never posts twice."""
         failures = rate_limited = 0
         while True:
             try:
@@ -206,15 +206,19 @@ class SlackGateway:
                     "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
                 )
             await asyncio.sleep(self._retry_base * failures)
-            if thread_ts is not None:
-                try:
+            try:
+                if thread_ts is not None:
                     found = await self.find_posted(
                         channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
                     )
-                except SlackError:
-                    found = None
-                if found is not None:
-                    return found
+                else:  # a top-level message (a command's answer): among the channel's newest
+                    found = await self.find_posted_top_level(
+                        channel=channel, request_id=request_id, piece=piece
+                    )
+            except SlackError:
+                found = None
+            if found is not None:
+                return found
 
     async def find_posted(
         self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0
@@ -222,6 +226,26 @@ class SlackGateway:
         """The ts of a message this bot posted for (request_id, piece) in a thread, if any."""
         pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
         return pieces.get(piece)
+
+    async def find_posted_top_level(self, *, channel: str, request_id: str, piece: int = 0) -> str | None:
+        """The ts of a top-level message this bot posted for (request_id, piece), among the
+        channel's newest messages (a post whose response was lost is seconds old)."""
+        data = await self._call(
+            "conversations.history",
+            functools.partial(
+                self._aux_client.conversations_history, channel=channel, limit=50, include_all_metadata=True
+            ),
+        )
+        for message in data.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and payload.get("request_id") == request_id
+                and int(payload.get("piece", 0)) == piece
+            ):
+                return str(message["ts"])
+        return None
 
     async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
         """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece

@@ -60,6 +60,7 @@ _SCOPES: dict[str, str | None] = {
     "chat.update": "chat:write",
     "chat.delete": "chat:write",
     "conversations.replies": "channels:history",
+    "conversations.history": "channels:history",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
     "users.info": "users:read",
@@ -618,6 +619,7 @@ class FakeSlack(LocalServer):
             "chat.update": self._chat_update,
             "chat.delete": self._chat_delete,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
@@ -633,7 +635,7 @@ class FakeSlack(LocalServer):
             raise _ApiError("not_allowed_token_type")
 
     def _needed_scope(self, method: str, args: JSONDict) -> str | None:
-        if method == "conversations.replies":
+        if method in ("conversations.replies", "conversations.history"):
             channel = str(args.get("channel", ""))
             return {"D": "im:history", "G": "groups:history"}.get(channel[:1], "channels:history")
         return _SCOPES.get(method)
@@ -837,6 +839,33 @@ class FakeSlack(LocalServer):
                 if message.args.get("metadata"):
                     data["metadata"] = message.args["metadata"]
         has_more = offset + limit < len(thread)
+        return {
+            "ok": True,
+            "messages": out,
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+        }
+
+    def _conversations_history(self, args: JSONDict) -> JSONDict:
+        """The channel's top-level messages (thread replies excluded), newest first."""
+        channel = self._require(args, "channel", "channel_not_found")
+        if channel in self.not_in_channel:
+            raise _ApiError("not_in_channel")
+        top = [
+            m
+            for (c, _), m in self.messages.items()
+            if c == channel and not m.is_reply and not m.deleted and m.ephemeral_user is None
+        ]
+        top.sort(key=lambda m: _ts_key(m.ts), reverse=True)
+        limit = int(args.get("limit") or 100)
+        offset = int(args.get("cursor") or 0)
+        page = top[offset : offset + limit]
+        out = [m.to_api() for m in page]
+        if _as_bool(args.get("include_all_metadata")):
+            for message, data in zip(page, out, strict=True):
+                if message.args.get("metadata"):
+                    data["metadata"] = message.args["metadata"]
+        has_more = offset + limit < len(top)
         return {
             "ok": True,
             "messages": out,

@@ -233,6 +233,18 @@ async def test_ask_acks_at_once_and_quotes_who_asked(slack: FakeSlack, model: Fa
     ]
 
 
+async def test_ask_message_whose_post_response_was_lost_is_not_posted_twice(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    slack.fail("chat.postMessage", status=500, times=1, apply=True)  # it lands, the answer is lost
+    model.script(Reply.text("Only once."))
+    await slack.send_command(bot.url, text="once please", channel_id="C7")
+    expected = "<@U_ALICE> asked:\n>once please\n\nOnly once."
+    await slack.wait_for(lambda: [m.text for m in slack.bot_messages("C7")][-1:] == [expected], 10)
+    assert len(slack.bot_messages("C7")) == 1  # found by its metadata among the channel's newest
+    assert slack.calls_to("conversations.history")
+
+
 async def test_ask_without_text_gets_usage(slack: FakeSlack, model: FakeOpenAI, bot: Bot) -> None:
     status, body = await slack.send_command(bot.url, text="   ")
     assert status == 200
