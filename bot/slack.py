@@ -87,24 +87,36 @@ class SlackGateway:
         # tolerated): every post of a channel waits for a slot of its pacer first.
         self._post_pacer = post_pacer
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+        # slack_sdk formats a debug line (the whole request) on every call unless its logger's *own*
+        # level is above DEBUG (it tests ``logger.level``, and a logger's own level is NOTSET):
+        # give it the level logging is configured with, so that work happens only when it is shown.
+        sdk_logger = logging.getLogger("threadline.slack_sdk")
+        sdk_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
         self.client = AsyncWebClient(
             token=token,
             base_url=base_url,
             timeout=timeout,
             session=self._session,
+            logger=sdk_logger,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
         self._post_client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=timeout, session=self._session, retry_handlers=[]
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            session=self._session,
+            logger=sdk_logger,
+            retry_handlers=[],
         )
         self._aux_client = AsyncWebClient(
             token=token,
             base_url=base_url,
             timeout=timeout,
             session=self._session,
+            logger=sdk_logger,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncServerErrorRetryHandler(max_retry_count=2),

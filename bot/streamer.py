@@ -95,6 +95,7 @@ class Streamer:
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._waiting_slot: asyncio.Future[None] | None = None  # a progress edit waiting for a slot
         self.edits = 0
         # A queue notice stays until the first words replace it: a separate "thinking" edit would
         # cost every queued answer one more edit of the workspace's budget (a long queue would then
@@ -182,6 +183,8 @@ class Streamer:
         self._final_button = button
         self._closing.set()
         self._changed.set()
+        if self._waiting_slot is not None and not self._waiting_slot.done():
+            self._waiting_slot.cancel()  # a progress edit's slot is not needed any more
         try:
             if self._task is not None:
                 await asyncio.shield(self._task)
@@ -210,7 +213,8 @@ class Streamer:
                 delay = self._last_cycle + self._interval - self._clock()
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._closing.wait(), delay)
+                        async with asyncio.timeout(delay):  # no task per wait: this runs every edit
+                            await self._closing.wait()
             self._changed.clear()
             final = self._closing.is_set()
             self._last_cycle = self._clock()
@@ -224,20 +228,22 @@ class Streamer:
         if not interruptible:
             await self._budget.acquire(team_id=self._team_id, priority=priority, answer_id=self._live_id)
             return True
+        if self._closing.is_set():
+            return False
+        # One task for the wait; ``finish`` cancels it when the stream ends meanwhile.
         acquire = asyncio.ensure_future(self._budget.acquire(team_id=self._team_id, priority=priority))
-        closing = asyncio.ensure_future(self._closing.wait())
+        self._waiting_slot = acquire
         try:
-            await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
+            await acquire
+            return True
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if acquire.cancelled() and task is not None and not task.cancelling():
+                return False  # interrupted by the end of the stream, not cancelled ourselves
+            acquire.cancel()
+            raise
         finally:
-            closing.cancel()
-            if not acquire.done():
-                acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-            with contextlib.suppress(asyncio.CancelledError):
-                await closing
-        # If both finished, the slot was granted: use it.
-        return acquire.done() and not acquire.cancelled() and acquire.exception() is None
+            self._waiting_slot = None
 
     async def _sync(self, *, final: bool) -> bool:
         """Bring Slack up to date with the newest text. Returns True when every message shows it.
