@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -14,9 +15,22 @@ from bot.settings import Settings
 USAGE = "usage: python -m bot [run | check [--manifest PATH] | sandbox [--port PORT] [--open]]"
 
 
+def tune_gc() -> None:
+    """Make the cyclic garbage collector run less often. Streaming allocates many short-lived
+    objects (futures, frames, chunks): with CPython's default thresholds (700, 10, 10) a process
+    relaying 1,000 streams spent about a quarter of its CPU in collections. Young objects are now
+    collected every 50,000 allocations instead of 700, and the objects that exist at start (the
+    imported modules' own) are frozen out of the full collections' walk. Measured in
+    docs/benchmarks.md: 118 → about 85 µs of CPU per relayed chunk, peak RSS unchanged (180 MB).
+    Reference cycles are still collected."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 def run(main: Coroutine[Any, Any, None]) -> None:
     """Run the service on uvloop where it is installed (a faster event loop: less CPU per relayed
     chunk), else on asyncio's own loop."""
+    tune_gc()
     try:
         import uvloop
     except ImportError:
