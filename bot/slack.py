@@ -66,6 +66,15 @@ def translate(method: str, err: SlackApiError) -> SlackError:
     )
 
 
+def _piece_of(message: dict[str, Any], request_id: str) -> int | None:
+    """Which piece of ``request_id``'s answer ``message`` is, by its metadata; None if none."""
+    meta = message.get("metadata") or {}
+    payload = meta.get("event_payload") or {}
+    if meta.get("event_type") == METADATA_EVENT and payload.get("request_id") == request_id:
+        return int(payload.get("piece", 0))
+    return None
+
+
 class SlackGateway:
     """Slack calls used by the engine. Create inside a running event loop; ``close()`` at the end."""
 
@@ -249,41 +258,18 @@ class SlackGateway:
             ),
         )
         for message in data.get("messages") or []:
-            meta = message.get("metadata") or {}
-            payload = meta.get("event_payload") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and payload.get("request_id") == request_id
-                and int(payload.get("piece", 0)) == piece
-            ):
+            if _piece_of(message, request_id) == piece:
                 return str(message["ts"])
         return None
 
     async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
         """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
-        number -> ts. One call, newest page last (a thread of over 200 messages is paged)."""
+        number -> ts."""
         found: dict[int, str] = {}
-        cursor: str | None = None
-        for _ in range(5):
-            data = await self._call(
-                "conversations.replies",
-                functools.partial(
-                    self._aux_client.conversations_replies,
-                    channel=channel,
-                    ts=thread_ts,
-                    limit=200,
-                    include_all_metadata=True,
-                    cursor=cursor,
-                ),
-            )
-            for message in data.get("messages") or []:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == METADATA_EVENT and payload.get("request_id") == request_id:
-                    found.setdefault(int(payload.get("piece", 0)), str(message["ts"]))
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") or None
-            if cursor is None:
-                break
+        for message in await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True):
+            piece = _piece_of(message, request_id)
+            if piece is not None:
+                found.setdefault(piece, str(message["ts"]))
         return found
 
     async def update_message(
@@ -338,11 +324,17 @@ class SlackGateway:
         )
 
     async def thread_messages(
-        self, *, channel: str, thread_ts: str, page_size: int = 200, max_pages: int = 5
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        page_size: int = 200,
+        max_pages: int = 5,
+        metadata: bool = False,
     ) -> list[dict[str, Any]]:
-        """The messages of a thread (root first), for a thread the conversation store never saw.
-        Slack pages oldest first; the newest turns matter most, so a long thread is followed to its
-        end (at most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
+        """The messages of a thread (root first; with their ``metadata`` if asked). Slack pages
+        oldest first; the newest messages matter most, so a long thread is followed to its end (at
+        most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
         messages: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(max_pages):
@@ -354,6 +346,7 @@ class SlackGateway:
                     ts=thread_ts,
                     limit=page_size,
                     cursor=cursor,
+                    include_all_metadata=metadata,
                 ),
             )
             messages.extend(m for m in data.get("messages") or [] if isinstance(m, dict))

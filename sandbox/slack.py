@@ -825,26 +825,17 @@ class FakeSlack(LocalServer):
             raise _ApiError("thread_not_found")
         root = anchor.thread_ts or anchor.ts
         thread = self.thread(channel, root)
-        limit = int(args.get("limit") or 1000)
-        offset = int(args.get("cursor") or 0)
-        page = thread[offset : offset + limit]
         parent = next((m for m in thread if m.ts == root), None)
         replies = len([m for m in thread if m.is_reply])
         parent_user = parent.user if parent is not None else None
-        out = [
-            m.to_api(reply_count=replies if m.ts == root else None, parent_user_id=parent_user) for m in page
-        ]
-        if _as_bool(args.get("include_all_metadata")):  # Slack returns message metadata only when asked
-            for message, data in zip(page, out, strict=True):
-                if message.args.get("metadata"):
-                    data["metadata"] = message.args["metadata"]
-        has_more = offset + limit < len(thread)
-        return {
-            "ok": True,
-            "messages": out,
-            "has_more": has_more,
-            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
-        }
+        return _page(
+            thread,
+            args,
+            default_limit=1000,
+            to_api=lambda m: m.to_api(
+                reply_count=replies if m.ts == root else None, parent_user_id=parent_user
+            ),
+        )
 
     def _conversations_history(self, args: JSONDict) -> JSONDict:
         """The channel's top-level messages (thread replies excluded), newest first."""
@@ -857,21 +848,7 @@ class FakeSlack(LocalServer):
             if c == channel and not m.is_reply and not m.deleted and m.ephemeral_user is None
         ]
         top.sort(key=lambda m: _ts_key(m.ts), reverse=True)
-        limit = int(args.get("limit") or 100)
-        offset = int(args.get("cursor") or 0)
-        page = top[offset : offset + limit]
-        out = [m.to_api() for m in page]
-        if _as_bool(args.get("include_all_metadata")):
-            for message, data in zip(page, out, strict=True):
-                if message.args.get("metadata"):
-                    data["metadata"] = message.args["metadata"]
-        has_more = offset + limit < len(top)
-        return {
-            "ok": True,
-            "messages": out,
-            "has_more": has_more,
-            "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
-        }
+        return _page(top, args, default_limit=100, to_api=lambda m: m.to_api())
 
     def _reaction_target(self, args: JSONDict) -> tuple[Message, str]:
         channel = self._require(args, "channel", "channel_not_found")
@@ -1319,6 +1296,28 @@ class FakeSlack(LocalServer):
                     await asyncio.wait_for(closed.wait(), grace)
             if not ws.closed:
                 await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"refresh_requested")
+
+
+def _page(
+    messages: list[Message], args: JSONDict, *, default_limit: int, to_api: Callable[[Message], JSONDict]
+) -> JSONDict:
+    """One page of a conversations.* listing: ``limit`` and ``cursor`` (an offset here), and the
+    messages' metadata only when ``include_all_metadata`` asks for it, as Slack does."""
+    limit = int(args.get("limit") or default_limit)
+    offset = int(args.get("cursor") or 0)
+    page = messages[offset : offset + limit]
+    out = [to_api(m) for m in page]
+    if _as_bool(args.get("include_all_metadata")):
+        for message, data in zip(page, out, strict=True):
+            if message.args.get("metadata"):
+                data["metadata"] = message.args["metadata"]
+    has_more = offset + limit < len(messages)
+    return {
+        "ok": True,
+        "messages": out,
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+    }
 
 
 def _validate_blocks(blocks: Any) -> None:
