@@ -11,7 +11,8 @@ Checks, in order (a broken configuration stops the rest, since nothing else can 
    ``MANIFEST_BOT_SCOPES``, built in so that an installed package (which has no ``manifest.yml``)
    checks them too; ``tests/test_check.py`` keeps that list equal to the manifest's;
 4. Socket Mode: ``apps.connections.open`` with the app-level token (when ``SLACK_APP_TOKEN`` is set);
-5. the model: a one-token, non-streaming completion (``max_tokens=1``) with ``OPENAI_MODEL``;
+5. the model: a one-token, non-streaming completion with ``OPENAI_MODEL`` (``max_tokens=1``, or
+   ``max_completion_tokens=1`` for a model that refuses the older name);
 6. Redis: ``PING`` (when ``REDIS_URL`` is set);
 7. access and limits: what is on (for information).
 
