@@ -385,17 +385,34 @@ class Engine:
             logger.warning("could not reply (request %s): %s", request.id, err.error)
 
     async def _replace_placeholder(self, job: Job, text: str) -> None:
+        """Show ``text`` (a refusal, a failure) instead of the placeholder, and nothing else: no
+        answer, no button. A rate limit is waited out (server errors were already retried by the
+        client's handlers: one retry layer); a placeholder that still will not take it (deleted, or
+        Slack failing) gets ``text`` as a new message in its thread instead, so a failure is never
+        left looking like "Thinking…"."""
         self._shown.pop(job.id, None)
+        request = job.request
         if job.placeholder_ts is None:
-            await self._tell_privately(job.request, text)
+            await self._tell_privately(request, text)
             return
-        if job.request.source is Source.COMMAND:
-            text = f"{command_header(job.request)}\n\n{text}"
+        if request.source is Source.COMMAND:
+            text = f"{command_header(request)}\n\n{text}"
+        for _ in range(3):
+            try:
+                await self.budget.acquire(team_id=request.team_id, priority=Priority.FINAL)
+                await self.gateway.update_message(channel=request.channel, ts=job.placeholder_ts, text=text)
+                return
+            except SlackError as err:
+                logger.warning("could not update the placeholder (request %s): %s", request.id, err.error)
+                if err.retry_after is None:
+                    break
+                await self.budget.pause(team_id=request.team_id, seconds=err.retry_after)
         try:
-            await self.budget.acquire(team_id=job.request.team_id, priority=Priority.FINAL)
-            await self.gateway.update_message(channel=job.request.channel, ts=job.placeholder_ts, text=text)
+            await self.gateway.post_message(
+                channel=request.channel, text=text, thread_ts=self._thread_root(job) or job.placeholder_ts
+            )
         except SlackError as err:
-            logger.warning("could not update the placeholder (request %s): %s", job.id, err.error)
+            logger.error("could not tell request %s's asker either: %s", request.id, err.error)
 
     async def abandon(self, job: Job) -> None:
         """Shutdown with an in-memory queue: ``job`` will not be answered by this process (nor by
@@ -681,7 +698,7 @@ class Engine:
             except Exception as err:
                 outcome = "failed"
                 logger.exception("internal error (request %s)", job.request.id)
-                await self._report(job, WARNING_PREFIX + user_message(err, job.request.id))
+                await self._replace_placeholder(job, WARNING_PREFIX + user_message(err, job.request.id))
                 self._react(
                     job.request, add=self.settings.reaction_failed, remove=self.settings.reaction_working
                 )
@@ -707,17 +724,6 @@ class Engine:
         stats = AnswerStats(self.metrics, origin=job.enqueued_at if job.enqueued_at > 0 else now)
         self._stats[job.request.id] = stats
         return stats
-
-    async def _report(self, job: Job, text: str) -> None:
-        request = job.request
-        try:
-            if job.placeholder_ts is not None:
-                await self.budget.acquire(team_id=request.team_id, priority=Priority.FINAL)
-                await self.gateway.update_message(channel=request.channel, ts=job.placeholder_ts, text=text)
-            else:
-                await self._tell_privately(request, text)
-        except SlackError as err:
-            logger.error("could not report a failure (request %s): %s", request.id, err.error)
 
     async def _run(self, job: Job) -> str:
         """Answer the job; returns the outcome ("ok", "failed" or "stopped")."""

@@ -407,3 +407,20 @@ async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
         assert len(replies) == 1 and "restarted before I could answer" in replies[0].text
         assert not replies[0].blocks  # no Stop button left behind
     assert not bot_replies(slack, "C2", late["ts"])
+
+
+async def test_a_note_the_placeholder_will_not_take_is_posted_in_the_thread(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
+    model.script(Reply.text(" ".join(f"w{i}" for i in range(200)), delay=0.05))
+    events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
+    for event in events:
+        await slack.send_event(bot.url, event)
+    await model.wait_for(lambda: model.active_streams == 1, 10)
+    slack.fail("chat.update", status=500, times=1000)  # Slack stops taking edits
+    await bot.runtime.stop(grace=0.3)
+    waiting = bot_replies(slack, "C1", events[1]["ts"])
+    # the queued question's placeholder could not be edited: the note came as a reply instead
+    assert [m.text for m in waiting][-1].endswith("Please ask again.")
+    assert len(waiting) == 2
