@@ -37,6 +37,8 @@ from bot.split import split_message
 
 logger = logging.getLogger(__name__)
 
+MAX_PROGRESS_REPOSTS = 2  # a message refused as gone this often during the stream: no more progress
+
 
 class Streamer:
     def __init__(
@@ -96,6 +98,8 @@ class Streamer:
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._waiting_slot: asyncio.Future[None] | None = None  # a progress edit waiting for a slot
+        self._reposts = 0  # messages posted anew during the stream (a placeholder deleted meanwhile)
+        self._progress_off = False
         self.edits = 0
         # A queue notice stays until the first words replace it: a separate "thinking" edit would
         # cost every queued answer one more edit of the workspace's budget (a long queue would then
@@ -205,7 +209,8 @@ class Streamer:
             # one interval to replace the notice (no extra edit when the model is quick); if none
             # come, show the thinking indicator, so nobody reads "Queued" while the answer is written.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._changed.wait()
             self._changed.set()
         while True:
             await self._changed.wait()
@@ -217,6 +222,8 @@ class Streamer:
                             await self._closing.wait()
             self._changed.clear()
             final = self._closing.is_set()
+            if self._progress_off and not final:
+                continue
             self._last_cycle = self._clock()
             done = await self._sync(final=final)
             if final and done:
@@ -300,6 +307,12 @@ class Streamer:
             blocks = self._blocks(todo, newest, final=final)
             ok = await self._edit(todo, newest[todo], blocks, final=final or settled, deadline=deadline)
             if ok is None:  # the message is gone or would not take the final text: post anew
+                if not final and self._reposts >= MAX_PROGRESS_REPOSTS:
+                    # Slack keeps refusing the new messages too: stop showing progress (the
+                    # final text is still posted, once the answer is complete).
+                    self._progress_off = True
+                    return False
+                self._reposts += 0 if final else 1
                 await self._repost_from(todo)
                 edited = {i for i in edited if i < todo}
                 continue

@@ -78,7 +78,8 @@ class Worker:
                 self._slots.release()
                 logger.exception("claiming a job failed; retrying")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._stopping.wait()
                 continue
             if job is None:
                 self._slots.release()

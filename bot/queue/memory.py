@@ -119,8 +119,12 @@ class MemoryQueue:
                 if now >= deadline:
                     return None
                 wake = deadline if next_lapse is None else min(deadline, next_lapse)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+                # that arrives as the condition is notified (a stopping worker then hung for the
+                # whole claim timeout).
                 try:
-                    await asyncio.wait_for(self._cond.wait(), max(0.0, wake - now))
+                    async with asyncio.timeout(max(0.0, wake - now)):
+                        await self._cond.wait()
                 except TimeoutError:
                     pass
 
