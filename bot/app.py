@@ -13,6 +13,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot import backends
 from bot.engine import Engine
@@ -28,6 +29,8 @@ from bot.slack import SlackGateway
 from bot.watchdog import SocketWatchdog, ping_interval_for
 from bot.worker import Worker
 from handlers import register_all
+
+RESTARTING_TEXT = "I'm restarting right now, so I can't take this question. Please ask again in a minute."
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +133,23 @@ class Runtime:
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         if self.refusing_intake:
+            # Shutting down with an in-memory queue: a question taken now could never be answered.
             body = await request.text()
+            if "command=" in body and not body.startswith("payload="):
+                # Slack does not retry a slash command: tell the asker (Bolt would verify the
+                # signature first, so only a correctly signed command gets this answer).
+                if await self._signed(request, body):
+                    return web.json_response({"response_type": "ephemeral", "text": RESTARTING_TEXT})
+                return web.json_response({"ok": False}, status=401)
             if not body.startswith("payload="):  # button presses still reach answers in flight
-                # Shutting down with an in-memory queue: a question taken now could never be
-                # answered. Slack retries an event that got no 2xx, so it is not lost.
+                # Slack retries an event that got no 2xx, so it is not lost.
                 return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
+
+    async def _signed(self, request: web.Request, body: str) -> bool:
+        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
+        return verifier.is_valid_request(body, dict(request.headers))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         """Liveness: 200 while the process serves HTTP (readiness is ``/readyz``)."""
@@ -220,6 +233,8 @@ class Runtime:
         if hasattr(self, "worker"):
             await self.worker.stop(grace=grace)
             if isinstance(self.queue, MemoryQueue):
+                # Questions being accepted right now are queued (or refused) first, then told.
+                await self.engine.intake_settled(timeout=5.0)
                 await self._abandon_queued(self.queue)
             await self.engine.close()
         if hasattr(self, "backends"):

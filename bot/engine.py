@@ -147,6 +147,8 @@ class Engine:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._reactions: dict[str, asyncio.Task[None]] = {}  # request id -> its newest reaction change
         self._intake_locks: dict[str, list[Any]] = {}  # queue key -> [lock, users]
+        self._intake_idle = asyncio.Event()  # set while no question is being accepted
+        self._intake_idle.set()
         self._shown: dict[str, str] = {}  # job id -> the queue notice its placeholder shows
         self._notices: dict[str, asyncio.Task[None]] = {}
         self._notices_dirty: set[str] = set()
@@ -173,6 +175,7 @@ class Engine:
         key = request.queue_key
         lock = self._intake_locks.setdefault(key, [asyncio.Lock(), 0])
         lock[1] += 1
+        self._intake_idle.clear()
         try:
             async with lock[0]:
                 with logs.bound_request(request.id):
@@ -181,6 +184,18 @@ class Engine:
             lock[1] -= 1
             if lock[1] == 0:
                 del self._intake_locks[key]
+            if not self._intake_locks:
+                self._intake_idle.set()
+
+    async def intake_settled(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until no question is being accepted: each has been
+        queued or answered with a refusal. Used at shutdown, before the in-memory queue is drained."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._intake_idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _submit(self, request: Request, *, dedup: bool) -> None:
         try:
@@ -230,7 +245,7 @@ class Engine:
                 request, "Sorry, I couldn't post in this channel, so I can't answer here."
             )
             return
-        self._shown[job.id] = queued_text(ahead)
+        self._shown[job.id] = job.posted_text = queued_text(ahead)
         try:
             actual = await self.queue.enqueue(job=job, max_waiting=self.settings.max_queue_per_channel)
         except QueueFull:
@@ -597,8 +612,15 @@ class Engine:
             if queue_key not in self._notices_dirty:
                 return
 
-    async def close(self) -> None:
-        tasks = [t for t in self._notices.values() if not t.done()] + list(self._side_tasks)
+    async def close(self, *, linger: float = 2.0) -> None:
+        """Stop the side tasks: reactions still on their way (the ✅ or ⚠️ of the last answers) get
+        ``linger`` seconds to land; queue notices are dropped at once."""
+        notices = [t for t in self._notices.values() if not t.done()]
+        for task in notices:
+            task.cancel()
+        if self._side_tasks:
+            await asyncio.wait(list(self._side_tasks), timeout=linger)
+        tasks = notices + list(self._side_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -760,7 +782,9 @@ class Engine:
             final_deadline=self.settings.final_edit_deadline_seconds,
             request_id=request.id,
             stop_button=True,
-            shown_text="" if job.resumed else self._shown.pop(job.id, None),
+            # What the placeholder shows: this replica's latest notice, else what it was posted
+            # with (another replica may have moved its notice since: either way not "Thinking").
+            shown_text="" if job.resumed else self._shown.pop(job.id, None) or job.posted_text,
             continuations=await self._earlier_continuations(job) if job.resumed else None,
             on_rate_limited=self.metrics.slack_ratelimited,
         )

@@ -82,6 +82,9 @@ class Job:
     status: JobStatus = JobStatus.QUEUED
     enqueued_at: float = 0.0  # wall clock (time.time()), set by the queue
     worker: str | None = None  # the worker holding the lease while in progress
+    # What the placeholder said when it was posted ("Queued: …" or the thinking text), so whichever
+    # replica answers knows a queue notice may be showing.
+    posted_text: str | None = None
 
     @property
     def id(self) -> str:
@@ -107,6 +110,7 @@ class Job:
             "status": self.status.value,
             "enqueued_at": self.enqueued_at,
             "worker": self.worker,
+            "posted_text": self.posted_text,
         }
 
     @classmethod
@@ -119,4 +123,5 @@ class Job:
             status=JobStatus(data.get("status", JobStatus.QUEUED.value)),
             enqueued_at=float(data.get("enqueued_at", 0.0)),
             worker=data.get("worker"),
+            posted_text=data.get("posted_text"),
         )

@@ -189,12 +189,15 @@ class AnswerStream:
             rest = b""
             async with asyncio.timeout(None) as timeout:
                 deadline.arm(timeout)
-                while not done:
+                ended = False
+                while not done and not ended:
                     try:
                         with mapped_errors():
                             block = await anext(blocks)
                     except StopAsyncIteration:
-                        break
+                        if not rest:
+                            break
+                        block, ended = b"\n", True  # a last line without its newline still counts
                     lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
                     rest = lines.pop()  # an incomplete line waits for the next block
                     for line in lines:

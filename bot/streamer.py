@@ -299,7 +299,9 @@ class Streamer:
                     logger.warning("no edit slot before the final deadline (request %s)", self._request_id)
                     await self._repost_from(todo)
                     continue
-            elif not await self._acquire(priority, interruptible=priority != Priority.FINAL):
+            elif not await self._acquire(priority, interruptible=True):
+                # Outside the final sync every wait gives way to the end of the stream (a settled
+                # piece included: the final sync sends it, under the final deadline).
                 return False
             newest = self.render_pieces(final=final)  # the text may have grown while we waited
             if todo >= len(newest):

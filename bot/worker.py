@@ -30,6 +30,17 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class _Lease:
+    """When this worker's lease on a job lapses, on the event loop's clock (conservatively: from the
+    moment each renewal was sent, not when the queue applied it)."""
+
+    def __init__(self, lapses_at: float) -> None:
+        self.lapses_at = lapses_at
+
+    def renewed(self, sent_at: float, seconds: float) -> None:
+        self.lapses_at = sent_at + seconds
+
+
 class Worker:
     def __init__(
         self,
@@ -86,8 +97,9 @@ class Worker:
                 continue
             # The run task (and its heartbeat) copy this context: the worker's own lines about the job
             # (heartbeat, lost lease, handed back, crashed) carry its request id like the engine's.
+            lease = _Lease(asyncio.get_running_loop().time() + self.lease_seconds)
             with bound_request(job.request.id):
-                task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+                task = asyncio.create_task(self._run(job, lease), name=f"job-{job.id}")
                 self._running[job.id] = task
                 task.add_done_callback(functools.partial(self._finished, job.id))
 
@@ -97,33 +109,36 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             logger.error("job %s crashed", job_id, exc_info=task.exception())
 
-    async def _heartbeat(self, job: Job, run: asyncio.Task[None]) -> None:
+    async def _heartbeat(self, job: Job, run: asyncio.Task[None], lease: _Lease) -> None:
         interval = self.lease_seconds / 3
         loop = asyncio.get_running_loop()
-        renewed = loop.time()
         while True:
             await asyncio.sleep(interval)  # the lease's clock, not polling for a state
+            started = loop.time()
+            # A renewal that has not come back by the time the lease lapses has failed, however long
+            # the queue's client would go on trying: another worker may take the job then, and two
+            # writers must never edit one answer.
+            deadline = asyncio.timeout_at(lease.lapses_at)
             try:
-                held = await self.queue.heartbeat(job=job)
+                async with deadline:
+                    held = await self.queue.heartbeat(job=job)
             except Exception:
-                if loop.time() - renewed >= self.lease_seconds:
-                    # The lease has lapsed while the queue was unreachable: another worker may take
-                    # the job over, and two writers must never edit one answer. Give it up.
+                if deadline.expired() or loop.time() >= lease.lapses_at:
                     logger.error("lease of job %s lapsed (queue unreachable); giving it up", job.id)
                     run.cancel()
                     return
                 logger.warning("heartbeat failed for job %s; will try again", job.id)
                 continue
-            renewed = loop.time()
             if not held:
                 logger.error("lost the lease of job %s; another worker has it", job.id)
                 run.cancel()
                 return
+            lease.renewed(started, self.lease_seconds)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, lease: _Lease) -> None:
         run = asyncio.current_task()
         assert run is not None
-        beat = asyncio.create_task(self._heartbeat(job, run), name=f"heartbeat-{job.id}")
+        beat = asyncio.create_task(self._heartbeat(job, run, lease), name=f"heartbeat-{job.id}")
         try:
             await self.handler(job)
         except asyncio.CancelledError:
@@ -135,21 +150,23 @@ class Worker:
             logger.exception("job %s failed", job.id)
         beat.cancel()
         await asyncio.gather(beat, return_exceptions=True)
-        await asyncio.shield(self._complete(job))
+        await asyncio.shield(self._complete(job, lease))
 
-    async def _complete(self, job: Job) -> None:
-        # Retried while the lease would still hold: a job left leased is taken over when its lease
-        # lapses, and its finished answer would be written a second time.
+    async def _complete(self, job: Job, lease: _Lease) -> None:
+        # Retried while the lease still holds (and no longer): a job left leased is taken over when
+        # its lease lapses, and its finished answer would be written a second time.
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.lease_seconds
         delay = 0.1
         while True:
+            deadline = asyncio.timeout_at(lease.lapses_at)
             try:
-                await self.queue.complete(job=job)
+                async with deadline:
+                    if not await self.queue.complete(job=job):
+                        logger.error("job %s finished after its lease was lost", job.id)
                 break
             except Exception:
-                if loop.time() + delay >= give_up:
-                    logger.exception("could not mark job %s complete", job.id)
+                if deadline.expired() or loop.time() + delay >= lease.lapses_at:
+                    logger.exception("could not mark job %s complete before its lease lapsed", job.id)
                     break
                 logger.warning("could not mark job %s complete yet; retrying", job.id)
                 await asyncio.sleep(delay)

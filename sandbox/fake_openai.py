@@ -87,6 +87,7 @@ class Reply:
     keepalive: float | None = None  # while stalled, every this many seconds: ": ping", a blank line, ""
     close_after: int | None = None  # end the response cleanly after this many chunks: no finish, no [DONE]
     reasoning: list[str] = field(default_factory=list)  # reasoning_content deltas before the content
+    final_newline: bool = True  # False: the body ends right after "data: [DONE]", as some servers do
     raw: list[str] = field(default_factory=list)  # data payloads sent verbatim after the content chunks
     finish_reason: str = "stop"  # e.g. "content_filter", "length"
     model: str | None = None  # defaults to the request's model
@@ -438,7 +439,7 @@ class FakeOpenAI(LocalServer):
             await resp.write(event(delta({}, finish_reason)))
             if usage is not None:
                 await resp.write(event([], usage=usage))
-            await resp.write(b"data: [DONE]\n\n")
+            await resp.write(b"data: [DONE]\n\n" if reply.final_newline else b"data: [DONE]")
             await resp.write_eof()
             outcome = "finished"
             self.finished_at.append(time.monotonic())

@@ -401,6 +401,9 @@ async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
     late = slack.mention_event("C2", "too late")
     status, _ = await slack.send_event(bot.url, late)
     assert status == 503
+    # Slack does not retry a slash command: it is told at once, privately
+    status, body = await slack.send_command(bot.url, text="also too late", channel_id="C3")
+    assert status == 200 and "restarting" in str(body)
     await stopping
     for event in events:  # the answer cut off and the one still waiting both say so
         replies = bot_replies(slack, "C1", event["ts"])

@@ -80,6 +80,16 @@ async def test_a_reasoning_model_thinking_is_not_a_stall(model: FakeOpenAI) -> N
         await llm.close()
 
 
+async def test_a_last_line_without_its_newline_still_counts(model: FakeOpenAI) -> None:
+    reply = dataclasses.replace(Reply.text("all of it"), final_newline=False)
+    model.script(reply)
+    llm = client(model)
+    try:
+        assert "".join(await drain(llm)) == "all of it"  # finished, not taken for a cut stream
+    finally:
+        await llm.close()
+
+
 async def test_a_clean_close_without_done_or_finish_is_a_cut_stream(model: FakeOpenAI) -> None:
     model.script(Reply.text("one two three four", close_after=2))
     llm = client(model)

@@ -72,3 +72,34 @@ async def test_complete_is_retried_until_the_queue_takes_it() -> None:
         await worker.stop(grace=0.5)
     assert calls == 3
     assert await queue.ahead(queue_key=_job().request.queue_key) == 0  # nothing left leased
+
+
+async def test_a_renewal_that_hangs_past_the_lease_gives_the_job_up_on_time() -> None:
+    queue = MemoryQueue()
+    await queue.enqueue(job=_job(), max_waiting=5)
+
+    async def heartbeat(*, job: Job) -> bool:
+        await asyncio.sleep(30)  # a queue client retrying for longer than the lease
+        return True
+
+    queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    worker = Worker(queue=queue, handler=handler, concurrency=1, lease_seconds=0.6, claim_timeout=0.1)
+    worker.start()
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert loop.time() - begun < 0.8  # at the lapse, not when the hanging call gives up
+    finally:
+        await worker.stop(grace=0.5)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.jobs import Job, JobStatus
-from bot.queue.base import QueueFull
+from bot.queue.base import QueueFull, QueueUnavailable
 
 
 class MemoryQueue:
@@ -30,6 +30,7 @@ class MemoryQueue:
         self._cond = asyncio.Condition()
         self._meta: dict[str, tuple[str, str]] = {}  # job id -> (queue key, thread key)
         self._busy: dict[str, dict[str, str]] = {}  # queue key -> {job id: thread key} in progress
+        self._closed = False  # drained at shutdown
 
     def _job(self, job_id: str) -> Job:
         return Job.from_dict(self._jobs[job_id])
@@ -53,6 +54,8 @@ class MemoryQueue:
 
     async def enqueue(self, *, job: Job, max_waiting: int) -> int:
         async with self._cond:
+            if self._closed:
+                raise QueueUnavailable("the process is shutting down")
             key = job.request.queue_key
             line = self._lines.setdefault(key, [])
             if job.id in self._jobs:  # idempotent
@@ -161,9 +164,11 @@ class MemoryQueue:
             self._cond.notify_all()
 
     async def drain(self) -> list[Job]:
-        """Take every job out (waiting, handed back or leased), oldest first: at shutdown an
-        in-memory queue ends with the process, so the caller tells their askers."""
+        """Take every job out (waiting, handed back or leased), oldest first, and close the queue
+        (a later ``enqueue`` raises ``QueueUnavailable``): at shutdown an in-memory queue ends with
+        the process, so the caller tells their askers."""
         async with self._cond:
+            self._closed = True
             jobs = sorted((Job.from_dict(data) for data in self._jobs.values()), key=lambda j: j.enqueued_at)
             self._lines.clear()
             self._jobs.clear()
