@@ -600,7 +600,7 @@ class Engine:
                         if job.id not in {j.id for j in still}:
                             continue
                         await self.gateway.update_message(
-                            channel=job.request.channel, ts=job.placeholder_ts, text=shown
+                            channel=job.request.channel, ts=job.placeholder_ts, text=shown, retry=False
                         )
                         self._shown[job.id] = text
                 except SlackError as err:

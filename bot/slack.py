@@ -273,11 +273,21 @@ class SlackGateway:
         return found
 
     async def update_message(
-        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        *,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        retry: bool = True,
     ) -> None:
+        """Edit a message. ``retry=False`` for an edit that must not land late (a queue notice: a
+        retried one could arrive after the answer that replaced it, on another replica), so
+        neither a server error nor a lost connection is tried again."""
+        client = self.client if retry else self._post_client
         await self._call(
             "chat.update",
-            lambda: self.client.chat_update(
+            lambda: client.chat_update(
                 channel=channel,
                 ts=ts,
                 text=text,
