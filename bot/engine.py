@@ -641,6 +641,8 @@ class Engine:
             return None
 
     async def _tell_privately(self, request: Request, text: str) -> None:
+        """Tell the asker alone: through the command's response_url, else an ephemeral message in
+        the channel, else (a channel that refuses even that: archived, restricted) a direct message."""
         try:
             if request.response_url:
                 await self.gateway.respond(
@@ -650,6 +652,11 @@ class Engine:
                 await self.gateway.post_ephemeral(
                     channel=request.channel, user=request.user, text=text, thread_ts=request.thread_ts
                 )
+            return
+        except SlackError as err:
+            logger.warning("could not tell the user privately (request %s): %s", request.id, err.error)
+        try:
+            await self.gateway.post_message(channel=request.user, text=f"<#{request.channel}>: {text}")
         except SlackError as err:
             logger.warning("could not tell the user either (request %s): %s", request.id, err.error)
 

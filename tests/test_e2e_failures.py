@@ -177,6 +177,19 @@ async def test_placeholder_post_failing_tells_the_user_privately(
     assert not model.requests
 
 
+async def test_a_channel_refusing_even_ephemerals_gets_the_asker_a_direct_message(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    slack.fail("chat.postMessage", status=200, error="restricted_action")  # an announcement channel
+    slack.fail("chat.postEphemeral", status=200, error="restricted_action")
+    ts = await ask(slack, bot.url)
+    await slack.wait_for(lambda: bool(slack.bot_messages("U_ALICE")), timeout=5)
+    assert "couldn't post" in slack.bot_messages("U_ALICE")[0].text
+    assert "<#C1>" in slack.bot_messages("U_ALICE")[0].text
+    assert not bot_texts(slack, "C1", ts) and not model.requests
+
+
 # -- model-side failures: timeouts that keep-alives cannot hold off, cut streams, retry paths -----------
 
 
