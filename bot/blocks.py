@@ -8,7 +8,6 @@ without blocks removes them (and the button).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from bot.constants import SECTION_TEXT_LIMIT
@@ -50,8 +49,3 @@ def answer_blocks(text: str, *, button: Button, request_id: str) -> list[dict[st
         {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [button_element(button, request_id)]}
     )
     return blocks
-
-
-def blocks_key(blocks: list[dict[str, Any]] | None) -> str:
-    """A comparable form of a message's blocks ("" for none)."""
-    return "" if blocks is None else json.dumps(blocks, sort_keys=True)

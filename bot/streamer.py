@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from bot.blocks import Button, answer_blocks, blocks_key
+from bot.blocks import Button, answer_blocks
 from bot.constants import MESSAGE_LIMIT, THINKING_TEXT
 from bot.errors import SlackError
 from bot.ratelimit.base import EditBudget, Priority
@@ -90,7 +90,7 @@ class Streamer:
         # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
         self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
         self.sent += [""] * (len(self.ts) - 1)  # unknown: each differs, so each is brought up to date
-        self._sent_blocks: list[str] = [""] * len(self.ts)
+        self._sent_buttons: list[Button | None] = [None] * len(self.ts)  # the placeholder has none
         self._final_button: Button | None = None
         self._shown_words = False
         self._last_cycle = float("-inf")
@@ -145,21 +145,23 @@ class Streamer:
             parts.append(self._placeholder)
         return split_message("\n\n".join(parts), limit=self._limit)
 
-    def _blocks(self, index: int, pieces: list[str], *, final: bool) -> list[dict[str, Any]] | None:
-        """The blocks of message ``index``: only the last message has a button (Stop while the answer
-        streams, the final button after), and a message with a button carries its text in blocks."""
+    def _button(self, index: int, pieces: list[str], *, final: bool) -> Button | None:
+        """The button of message ``index``: only the last message has one (Stop while the answer
+        streams, the final button after). A message with a button carries its text in blocks, a pure
+        function of (text, button), so the pair is what is compared: no blocks are built for that."""
         if index != len(pieces) - 1:
             return None
-        button: Button | None = self._final_button if final else ("stop" if self._stop_button else None)
-        if button is None:
-            return None
-        return answer_blocks(pieces[index], button=button, request_id=self._request_id)
+        return self._final_button if final else ("stop" if self._stop_button else None)
+
+    def _blocks(self, text: str, button: Button | None) -> list[dict[str, Any]] | None:
+        return None if button is None else answer_blocks(text, button=button, request_id=self._request_id)
 
     def _differs(self, index: int, pieces: list[str], *, final: bool) -> bool:
         if index >= len(self.ts) or index >= len(pieces):
             return True
-        blocks = blocks_key(self._blocks(index, pieces, final=final))
-        return self.sent[index] != pieces[index] or self._sent_blocks[index] != blocks
+        return self.sent[index] != pieces[index] or self._sent_buttons[index] != self._button(
+            index, pieces, final=final
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Streamer:
@@ -271,7 +273,7 @@ class Streamer:
             if todo is None:
                 return not final or len(pieces) >= len(self.ts)
             if todo >= len(self.ts):
-                await self._post_continuation(todo, pieces[todo], self._blocks(todo, pieces, final=final))
+                await self._post_continuation(todo, pieces[todo], self._button(todo, pieces, final=final))
                 continue
             if todo >= len(pieces):
                 # A replaced (retried) answer became shorter: remove its leftover messages.
@@ -306,8 +308,8 @@ class Streamer:
             newest = self.render_pieces(final=final)  # the text may have grown while we waited
             if todo >= len(newest):
                 continue
-            blocks = self._blocks(todo, newest, final=final)
-            ok = await self._edit(todo, newest[todo], blocks, final=final or settled, deadline=deadline)
+            button = self._button(todo, newest, final=final)
+            ok = await self._edit(todo, newest[todo], button, final=final or settled, deadline=deadline)
             if ok is None:  # the message is gone or would not take the final text: post anew
                 if not final and self._reposts >= MAX_PROGRESS_REPOSTS:
                     # Slack keeps refusing the new messages too: stop showing progress (the
@@ -328,13 +330,13 @@ class Streamer:
                 backoff = min(backoff * 2, 8.0)
 
     async def _edit(
-        self, index: int, text: str, blocks: list[dict[str, Any]] | None, *, final: bool, deadline: float
+        self, index: int, text: str, button: Button | None, *, final: bool, deadline: float
     ) -> bool | None:
         """Edit message ``index``: True when it shows ``text``, False when it may be retried, None
         when it must be given up (deleted by someone, or the final deadline passed)."""
         try:
             await self._gateway.update_message(
-                channel=self._channel, ts=self.ts[index], text=text, blocks=blocks
+                channel=self._channel, ts=self.ts[index], text=text, blocks=self._blocks(text, button)
             )
         except SlackError as err:
             if err.retry_after is not None:
@@ -348,27 +350,27 @@ class Streamer:
                 return None
             return False
         self.edits += 1
-        self._record(index, text, blocks)
+        self._record(index, text, button)
         return True
 
-    def _record(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> None:
+    def _record(self, index: int, text: str, button: Button | None) -> None:
         while len(self.sent) <= index:
             self.sent.append("")
-            self._sent_blocks.append("")
+            self._sent_buttons.append(None)
         self.sent[index] = text
-        self._sent_blocks[index] = blocks_key(blocks)
+        self._sent_buttons[index] = button
 
-    async def _post_continuation(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> None:
-        self.ts.append(await self._post_piece(index, text, blocks))
-        self._record(index, text, blocks)
+    async def _post_continuation(self, index: int, text: str, button: Button | None) -> None:
+        self.ts.append(await self._post_piece(index, text, button))
+        self._record(index, text, button)
 
-    async def _post_piece(self, index: int, text: str, blocks: list[dict[str, Any]] | None) -> str:
+    async def _post_piece(self, index: int, text: str, button: Button | None) -> str:
         """Post piece ``index`` of the answer as a new message in the thread; returns its ts."""
         return await self._gateway.post_answer(
             channel=self._channel,
             text=text,
             thread_ts=self._thread_ts,
-            blocks=blocks,
+            blocks=self._blocks(text, button),
             request_id=self._request_id,
             piece=index,
         )
@@ -390,4 +392,4 @@ class Streamer:
                 logger.warning("could not delete a leftover message: %s", err.error)
         del self.ts[keep:]
         del self.sent[keep:]
-        del self._sent_blocks[keep:]
+        del self._sent_buttons[keep:]
