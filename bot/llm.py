@@ -239,7 +239,7 @@ class AnswerStream:
         Returns its content deltas, and whether it carried anything at all (content, usage or a
         finish_reason): an empty delta is a keep-alive, not progress."""
         try:
-            chunk = json.loads(data)
+            chunk = json.loads(data.decode() if isinstance(data, bytes) else data)  # no encoding sniffing
         except ValueError:
             raise ModelUnavailable("malformed stream chunk") from None
         if not isinstance(chunk, dict):
