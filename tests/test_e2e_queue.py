@@ -385,15 +385,23 @@ async def test_a_quick_answer_replaces_the_queue_notice_without_a_thinking_edit(
     assert [e.text for e in second.edits] == ["second"]  # the first words replace the notice
 
 
-async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
+async def _one_streaming_one_waiting(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
-) -> None:
+) -> tuple[Bot, list[dict[str, Any]]]:
+    """A bot on the memory queue with one long answer streaming and one question waiting in C1."""
     bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
     model.script(Reply.text(" ".join(f"w{i}" for i in range(200)), delay=0.05))
     events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
     for event in events:
         await slack.send_event(bot.url, event)
     await model.wait_for(lambda: model.active_streams == 1, 10)
+    return bot, events
+
+
+async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot, events = await _one_streaming_one_waiting(slack, model, start_bot)
     stopping = asyncio.create_task(bot.runtime.stop(grace=0.3))
     await asyncio.sleep(0.05)
     # A question arriving while the process shuts down is refused (Slack retries it), not queued
@@ -415,12 +423,7 @@ async def test_shutdown_with_the_memory_queue_tells_every_unanswered_asker(
 async def test_a_note_the_placeholder_will_not_take_is_posted_in_the_thread(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(BOT_POSTS_PER_CHANNEL_BURST="10")
-    model.script(Reply.text(" ".join(f"w{i}" for i in range(200)), delay=0.05))
-    events = [slack.mention_event("C1", f"q{i}") for i in range(2)]
-    for event in events:
-        await slack.send_event(bot.url, event)
-    await model.wait_for(lambda: model.active_streams == 1, 10)
+    bot, events = await _one_streaming_one_waiting(slack, model, start_bot)
     slack.fail("chat.update", status=200, error="message_not_found", times=1000)  # placeholders deleted
     await bot.runtime.stop(grace=0.3)
     waiting = bot_replies(slack, "C1", events[1]["ts"])

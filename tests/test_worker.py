@@ -5,6 +5,7 @@ lease would hold (else the finished answer would be taken over and written again
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from bot.jobs import Job, Request, Source
 from bot.queue.memory import MemoryQueue
@@ -16,14 +17,8 @@ def _job() -> Job:
     return Job(request=request)
 
 
-async def test_a_lease_lapsed_while_the_queue_is_unreachable_is_given_up() -> None:
-    queue = MemoryQueue()
-    await queue.enqueue(job=_job(), max_waiting=5)
-
-    async def heartbeat(*, job: Job) -> bool:
-        raise ConnectionError("redis is down")
-
-    queue.heartbeat = heartbeat  # type: ignore[method-assign]
+def _endless_handler() -> tuple[Callable[[Job], Awaitable[None]], asyncio.Event, asyncio.Event]:
+    """A job handler that runs until cancelled; events tell when it started and was cancelled."""
     started, cancelled = asyncio.Event(), asyncio.Event()
 
     async def handler(job: Job) -> None:
@@ -33,6 +28,19 @@ async def test_a_lease_lapsed_while_the_queue_is_unreachable_is_given_up() -> No
         except asyncio.CancelledError:
             cancelled.set()
             raise
+
+    return handler, started, cancelled
+
+
+async def test_a_lease_lapsed_while_the_queue_is_unreachable_is_given_up() -> None:
+    queue = MemoryQueue()
+    await queue.enqueue(job=_job(), max_waiting=5)
+
+    async def heartbeat(*, job: Job) -> bool:
+        raise ConnectionError("redis is down")
+
+    queue.heartbeat = heartbeat  # type: ignore[method-assign]
+    handler, started, cancelled = _endless_handler()
 
     worker = Worker(queue=queue, handler=handler, concurrency=1, lease_seconds=0.3, claim_timeout=0.1)
     worker.start()
@@ -83,15 +91,7 @@ async def test_a_renewal_that_hangs_past_the_lease_gives_the_job_up_on_time() ->
         return True
 
     queue.heartbeat = heartbeat  # type: ignore[method-assign]
-    started, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def handler(job: Job) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
+    handler, started, cancelled = _endless_handler()
 
     worker = Worker(queue=queue, handler=handler, concurrency=1, lease_seconds=0.6, claim_timeout=0.1)
     worker.start()
