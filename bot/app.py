@@ -40,6 +40,9 @@ class Runtime:
         self.settings = settings
         self.ready = False
         self.refusing_intake = False
+        # Bolt verifies every request it dispatches; this one checks the few answered without it
+        # (a slash command while shutting down).
+        self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._watchdog: SocketWatchdog | None = None
@@ -138,7 +141,7 @@ class Runtime:
             if "command=" in body and not body.startswith("payload="):
                 # Slack does not retry a slash command: tell the asker (Bolt would verify the
                 # signature first, so only a correctly signed command gets this answer).
-                if await self._signed(request, body):
+                if self._verifier.is_valid_request(body, dict(request.headers)):
                     return web.json_response({"response_type": "ephemeral", "text": RESTARTING_TEXT})
                 return web.json_response({"ok": False}, status=401)
             if not body.startswith("payload="):  # button presses still reach answers in flight
@@ -146,10 +149,6 @@ class Runtime:
                 return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
-
-    async def _signed(self, request: web.Request, body: str) -> bool:
-        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
-        return verifier.is_valid_request(body, dict(request.headers))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         """Liveness: 200 while the process serves HTTP (readiness is ``/readyz``)."""

@@ -338,12 +338,9 @@ class LLMClient:
         return str(getattr(response, "model", "") or self.model)
 
     async def _ping(self) -> Any:
-        if self._token_param == "max_tokens":
-            return await self._client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
-            )
+        limit: dict[str, Any] = {self._token_param: 1}  # max_tokens, or max_completion_tokens
         return await self._client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": "ping"}], max_completion_tokens=1
+            model=self.model, messages=[{"role": "user", "content": "ping"}], **limit
         )
 
     def _adapt(self, err: openai.BadRequestError, sent: dict[str, Any]) -> bool:

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
@@ -112,7 +113,9 @@ class SlackGateway:
                 AsyncServerErrorRetryHandler(max_retry_count=2),
             ],
         )
-        self._post_client = AsyncWebClient(
+        # No retry handlers: posts (not idempotent: ``post_answer`` retries them itself) and edits
+        # that must not land late.
+        self._once_client = AsyncWebClient(
             token=token,
             base_url=base_url,
             timeout=timeout,
@@ -136,13 +139,20 @@ class SlackGateway:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _call(self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]) -> dict[str, Any]:
+    @staticmethod
+    @contextlib.contextmanager
+    def _mapped(method: str) -> Iterator[None]:
+        """slack_sdk's and aiohttp's exceptions become ``SlackError`` here, once."""
         try:
-            response = await call()
+            yield
         except SlackApiError as err:
             raise translate(method, err) from None
         except (aiohttp.ClientError, TimeoutError) as err:
             raise SlackError(method, f"connection error ({type(err).__name__})", transient=True) from None
+
+    async def _call(self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]) -> dict[str, Any]:
+        with self._mapped(method):
+            response = await call()
         data = response.data
         return data if isinstance(data, dict) else {}
 
@@ -168,7 +178,7 @@ class SlackGateway:
             }
         data = await self._call(
             "chat.postMessage",
-            lambda: self._post_client.chat_postMessage(
+            lambda: self._once_client.chat_postMessage(
                 channel=channel,
                 text=text,
                 thread_ts=thread_ts,
@@ -284,7 +294,7 @@ class SlackGateway:
         """Edit a message. ``retry=False`` for an edit that must not land late (a queue notice: a
         retried one could arrive after the answer that replaced it, on another replica), so
         neither a server error nor a lost connection is tried again."""
-        client = self.client if retry else self._post_client
+        client = self.client if retry else self._once_client
         await self._call(
             "chat.update",
             lambda: client.chat_update(
@@ -346,23 +356,16 @@ class SlackGateway:
         oldest first; the newest messages matter most, so a long thread is followed to its end (at
         most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
         messages: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(max_pages):
-            data = await self._call(
-                "conversations.replies",
-                functools.partial(
-                    self._aux_client.conversations_replies,
-                    channel=channel,
-                    ts=thread_ts,
-                    limit=page_size,
-                    cursor=cursor,
-                    include_all_metadata=metadata,
-                ),
+        with self._mapped("conversations.replies"):
+            response = await self._aux_client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=page_size, include_all_metadata=metadata
             )
-            messages.extend(m for m in data.get("messages") or [] if isinstance(m, dict))
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") or None
-            if cursor is None:
-                break
+            pages = 0
+            async for page in response:  # slack_sdk follows the cursor to the next page
+                messages.extend(m for m in page.get("messages") or [] if isinstance(m, dict))
+                pages += 1
+                if pages >= max_pages:
+                    break
         return messages
 
     async def respond(self, *, response_url: str, payload: dict[str, Any]) -> None:

@@ -101,9 +101,9 @@ class Streamer:
         self._reposts = 0  # messages posted anew during the stream (a placeholder deleted meanwhile)
         self._progress_off = False
         self.edits = 0
-        # A queue notice stays until the first words replace it: a separate "thinking" edit would
-        # cost every queued answer one more edit of the workspace's budget (a long queue would then
-        # need more edits than the window sustains). A resumed answer sets a status, which shows.
+        # A queue notice is replaced by the first words, or by the thinking indicator if none come
+        # within one interval (``_run``): a quick model costs no extra edit of the workspace's
+        # budget. A resumed answer sets a status, which shows.
 
     # -- producer side: cheap, synchronous, never blocks -------------------------------------
     @property
