@@ -42,7 +42,8 @@ class Runtime:
         self.refusing_intake = False
         # Bolt verifies every request it dispatches; this one checks the few answered without it
         # (a slash command while shutting down).
-        self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
+        secret = settings.slack_signing_secret
+        self._verifier = SignatureVerifier(secret) if secret else None  # None in Socket Mode
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._watchdog: SocketWatchdog | None = None
@@ -141,7 +142,9 @@ class Runtime:
             if "command=" in body and not body.startswith("payload="):
                 # Slack does not retry a slash command: tell the asker (Bolt would verify the
                 # signature first, so only a correctly signed command gets this answer).
-                if self._verifier.is_valid_request(body, dict(request.headers)):
+                if self._verifier is not None and self._verifier.is_valid_request(
+                    body, dict(request.headers)
+                ):
                     return web.json_response({"response_type": "ephemeral", "text": RESTARTING_TEXT})
                 return web.json_response({"ok": False}, status=401)
             if not body.startswith("payload="):  # button presses still reach answers in flight
