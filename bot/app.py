@@ -10,14 +10,17 @@ import asyncio
 import logging
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot import backends
+from bot.constants import SLACK_MAX_BODY_BYTES
 from bot.engine import Engine
 from bot.errors import ConfigError, ModelError, SlackError
+from bot.http_body import read_bounded, too_large
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
 from bot.llm import LLMClient
@@ -125,7 +128,7 @@ class Runtime:
 
     # -- HTTP --------------------------------------------------------------------------------
     def web_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=SLACK_MAX_BODY_BYTES)
         if not self.settings.socket_mode:
             # Socket Mode turns Bolt's signature check off (envelopes come over the authenticated
             # socket), so the HTTP endpoint must not exist there: it would accept forged events.
@@ -136,9 +139,13 @@ class Runtime:
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
+        raw = await read_bounded(request)
+        if raw is None:
+            return too_large()
+        body = raw.decode("utf-8", errors="replace")  # not UTF-8: the signature check refuses it
+        del raw
         if self.refusing_intake:
             # Shutting down with an in-memory queue: a question taken now could never be answered.
-            body = await request.text()
             if "command=" in body and not body.startswith("payload="):
                 # Slack does not retry a slash command: tell the asker (Bolt would verify the
                 # signature first, so only a correctly signed command gets this answer).
@@ -150,7 +157,12 @@ class Runtime:
             if not body.startswith("payload="):  # button presses still reach answers in flight
                 # Slack retries an event that got no 2xx, so it is not lost.
                 return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
-        bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = AsyncBoltRequest(
+            body=body,
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
+        bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def _healthz(self, request: web.Request) -> web.Response:

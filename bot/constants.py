@@ -34,3 +34,7 @@ INVITE_HINT = (
     "I'm not a member of this channel, so only you can see this answer. "
     "To have me answer in the channel, invite me with `/invite @Threadline`."
 )
+
+# The largest request body /slack/events reads. Slack's payloads are far smaller (a message is at most
+# 40,000 characters); anything larger is refused before it is buffered.
+SLACK_MAX_BODY_BYTES = 1024 * 1024
