@@ -39,9 +39,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.constants import THINKING_TEXT
 from bot.render import to_mrkdwn
 from bot.split import split_message
+from bot.texts import THINKING_TEXT
 from sandbox.fake_openai import FakeOpenAI, Reply
 from sandbox.slack import FakeSlack, Message
 

@@ -20,6 +20,7 @@ from bot import backends
 from bot.constants import SLACK_MAX_BODY_BYTES
 from bot.engine import Engine
 from bot.errors import ConfigError, ModelError, SlackError
+from bot.gateway import Pacing, SlackGateway
 from bot.http_body import read_bounded, too_large
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
@@ -28,12 +29,10 @@ from bot.metrics import Metrics
 from bot.queue.memory import MemoryQueue
 from bot.redis import ping as redis_ping
 from bot.settings import Settings
-from bot.slack import SlackGateway
+from bot.texts import RESTARTING_TEXT
 from bot.watchdog import SocketWatchdog, ping_interval_for
 from bot.worker import Worker
 from handlers import register_all
-
-RESTARTING_TEXT = "I'm restarting right now, so I can't take this question. Please ask again in a minute."
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +61,9 @@ class Runtime:
         self.gateway = SlackGateway(
             token=s.slack_bot_token,
             base_url=s.slack_api_url,
-            post_pacer=self.backends.post_pacer,
+            pacing=Pacing(self.backends.budgets, on_rate_limited=self.metrics.slack_ratelimited),
             post_attempts=s.max_attempts,
             retry_base_seconds=s.retry_base_seconds,
-            on_rate_limited=self.metrics.slack_ratelimited,
         )
         try:
             auth = await self.gateway.client.auth_test()
@@ -102,7 +100,6 @@ class Runtime:
             queue=self.queue,
             store=self.backends.store,
             dedup=self.backends.dedup,
-            budget=self.backends.budget,
             bot_user_id=str(bot_user_id) if bot_user_id else None,
             signals=self.backends.signals,
             metrics=self.metrics,

@@ -22,19 +22,6 @@ RESPONSE_URL_MAX_POSTS = 5
 DEFAULT_EDITS_PER_MINUTE = 45
 EDIT_WINDOW_SECONDS = 60.0
 
-THINKING_TEXT = "_Thinking…_"
-HELP_TEXT = (
-    "Hi! Mention me with a question, like `@Threadline what is a token bucket?`, "
-    "send me a direct message, or use `/ask <question>` in any channel. "
-    "Reply in the thread to follow up: I remember the conversation of each thread."
-)
-ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
-FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
-INVITE_HINT = (
-    "I'm not a member of this channel, so only you can see this answer. "
-    "To have me answer in the channel, invite me with `/invite @Threadline`."
-)
-
 # The largest request body /slack/events reads. Slack's payloads are far smaller (a message is at most
 # 40,000 characters); anything larger is refused before it is buffered.
 SLACK_MAX_BODY_BYTES = 1024 * 1024

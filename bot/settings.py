@@ -175,11 +175,12 @@ class Settings:
     edit_window_seconds: float = 60.0
     posts_per_channel_per_second: float = 1.0
     posts_per_channel_burst: int = 3
+    reactions_per_minute: int = 40
     context_tokens: int = 8000
     max_answer_tokens: int | None = None
     conversation_ttl_seconds: float = 7 * 24 * 3600.0
     dedup_ttl_seconds: float = 3600.0
-    max_concurrency: int = 32
+    max_concurrency: int = 64
     channel_concurrency: int = 1
     max_queue_per_channel: int = 20
     lease_seconds: float = 30.0
@@ -258,11 +259,12 @@ class Settings:
             edit_window_seconds=r.number("BOT_EDIT_WINDOW_SECONDS", 60.0),
             posts_per_channel_per_second=r.number("BOT_POSTS_PER_CHANNEL_PER_SECOND", 1.0),
             posts_per_channel_burst=r.integer("BOT_POSTS_PER_CHANNEL_BURST", 3),
+            reactions_per_minute=r.integer("BOT_REACTIONS_PER_MINUTE", 40, minimum=1),
             context_tokens=r.integer("BOT_CONTEXT_TOKENS", 8000, minimum=100),
             max_answer_tokens=(r.integer("BOT_MAX_ANSWER_TOKENS", 1) if max_tokens_raw is not None else None),
             conversation_ttl_seconds=r.number("BOT_CONVERSATION_TTL_SECONDS", 7 * 24 * 3600.0),
             dedup_ttl_seconds=r.number("BOT_DEDUP_TTL_SECONDS", 3600.0),
-            max_concurrency=r.integer("BOT_MAX_CONCURRENCY", 32),
+            max_concurrency=r.integer("BOT_MAX_CONCURRENCY", 64),
             channel_concurrency=r.integer("BOT_CHANNEL_CONCURRENCY", 1),
             max_queue_per_channel=r.integer("BOT_MAX_QUEUE_PER_CHANNEL", 20),
             lease_seconds=r.number("BOT_LEASE_SECONDS", 30.0),

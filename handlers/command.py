@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.constants import ASK_USAGE_TEXT
 from bot.payloads import request_from_command
+from bot.texts import ASK_USAGE_TEXT
 from handlers.base import Intake
 
 

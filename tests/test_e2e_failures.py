@@ -263,7 +263,7 @@ async def test_backoff_jitter_scales_with_retry_base_and_retry_after_wins(
         state = RetryCallState(AsyncRetrying(), None, (), {})
         state.attempt_number = attempt
         state.set_exception((type(err), err, None))
-        return engine._wait(state)
+        return engine.generator.wait(state)
 
     first = [after(1, ModelUnavailable("http 500")) for _ in range(200)]
     third = [after(3, ModelUnavailable("http 500")) for _ in range(200)]

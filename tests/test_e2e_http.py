@@ -8,9 +8,9 @@ import asyncio
 import itertools
 import time
 
-from bot.constants import ASK_USAGE_TEXT, HELP_TEXT, INVITE_HINT, THINKING_TEXT
 from bot.render import to_mrkdwn
 from bot.split import join_pieces, split_message
+from bot.texts import ASK_USAGE_TEXT, HELP_TEXT, INVITE_HINT, THINKING_TEXT
 from tests.conftest import Bot, StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message

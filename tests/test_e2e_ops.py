@@ -14,10 +14,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.constants import THINKING_TEXT
-from bot.engine import BUSY_TEXT
 from bot.limits import policy
 from bot.metrics import AnswerStats, Metrics
+from bot.texts import BUSY_TEXT, THINKING_TEXT
 from tests.conftest import Bot, StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import BUSY_TEXT
+from bot.texts import BUSY_TEXT
 from tests.conftest import Bot, StartBot, bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message

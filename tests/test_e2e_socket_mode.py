@@ -7,7 +7,7 @@ import asyncio
 
 import aiohttp
 
-from bot.constants import ASK_USAGE_TEXT
+from bot.texts import ASK_USAGE_TEXT
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack

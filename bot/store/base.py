@@ -38,3 +38,10 @@ class Deduplicator(Protocol):
     async def first_time(self, *, keys: list[str]) -> bool:
         """True if none of ``keys`` was seen before (and remember them all); False for a repeat."""
         ...
+
+    async def claim(self, *, key: str, value: str) -> str:
+        """Set ``key`` to ``value`` unless it holds a value already (for the dedup TTL); returns the
+        value it holds now: ``value`` when this caller won; ``""`` when unset. An empty ``value``
+        only reads. Used to agree across replicas on one
+        message (a placeholder posted twice in a race: the loser deletes its own)."""
+        ...

@@ -61,6 +61,7 @@ class MemoryDeduplicator:
         self._ttl = ttl_seconds
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._claims: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def _expire(self, now: float) -> None:
         while self._seen:
@@ -68,6 +69,11 @@ class MemoryDeduplicator:
             if expires > now:
                 break
             del self._seen[key]
+        while self._claims:
+            key, (_, expires) = next(iter(self._claims.items()))
+            if expires > now:
+                break
+            del self._claims[key]
 
     async def first_time(self, *, keys: list[str]) -> bool:
         now = self._clock()
@@ -77,3 +83,11 @@ class MemoryDeduplicator:
         for key in keys:
             self._seen[key] = now + self._ttl
         return True
+
+    async def claim(self, *, key: str, value: str) -> str:
+        now = self._clock()
+        self._expire(now)
+        if value and (key not in self._claims or self._claims[key][1] <= now):
+            self._claims[key] = (value, now + self._ttl)
+        held = self._claims.get(key)
+        return held[0] if held is not None and held[1] > now else ""

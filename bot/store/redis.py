@@ -100,6 +100,13 @@ return 1
 """
 
 
+# KEYS: the claim; ARGV: value ('' only reads), ttl (ms) -> the value the key holds after the call
+_CLAIM = """
+if ARGV[1] ~= '' and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1]) or ''
+"""
+
+
 class RedisDeduplicator:
     """``Deduplicator`` in Redis: one key per delivery key, set together or not at all."""
 
@@ -107,6 +114,7 @@ class RedisDeduplicator:
         self._ttl_ms = milliseconds(ttl_seconds)
         self.prefix = prefix
         self._first_time = redis.register_script(_FIRST_TIME)
+        self._claim = redis.register_script(_CLAIM)
 
     async def first_time(self, *, keys: list[str]) -> bool:
         if not keys:
@@ -116,3 +124,10 @@ class RedisDeduplicator:
                 keys=[dedup_key(self.prefix, key) for key in dict.fromkeys(keys)], args=[self._ttl_ms]
             )
         return bool(fresh)
+
+    async def claim(self, *, key: str, value: str) -> str:
+        with unavailable_as(StoreUnavailable):
+            held = await self._claim(
+                keys=[dedup_key(self.prefix, f"claim:{key}")], args=[value, self._ttl_ms]
+            )
+        return held.decode() if isinstance(held, bytes) else str(held)

@@ -1,4 +1,4 @@
-"""The streamer: shows a growing answer in Slack by editing messages, within the edit budget.
+"""The edit view: shows a growing answer in Slack by editing messages, within the edit budget.
 
 Shaped like aiogram's ``ChatActionSender``: an async context manager that owns one flush task. The
 producer calls ``append``/``replace`` as deltas arrive (cheap, no I/O); the flush task wakes on a
@@ -8,8 +8,8 @@ monotonic clock, renders the newest text, and edits the messages that changed. H
   never land over a newer one: there is no other sender);
 - progress edits of one message are at least ``interval`` apart; the final edit goes out as soon as
   the stream ends (it does not wait for the interval);
-- every edit takes a slot of the workspace's edit budget (``bot.ratelimit``): the first words, then
-  progress, at lower priority than final texts; a 429 pauses the whole workspace for Retry-After;
+- every edit takes a slot of the workspace's edit budget through the gateway's pacing: the first
+  words, then progress, at lower priority than final texts; a 429 pauses the workspace's edits;
 - when the rendered answer outgrows a message (3,900 characters) the message is finalised and the
   answer continues in a new message in the same thread (``bot.split``); the pieces together are the
   whole answer. Final edits are retried until ``final_deadline`` passes (waiting for a slot
@@ -28,24 +28,23 @@ from types import TracebackType
 from typing import Any
 
 from bot.blocks import Button, answer_blocks
-from bot.constants import MESSAGE_LIMIT, THINKING_TEXT
+from bot.constants import MESSAGE_LIMIT
 from bot.errors import SlackError
-from bot.ratelimit.base import EditBudget, Priority
-from bot.render import to_mrkdwn
-from bot.slack import SlackGateway
-from bot.split import split_message
+from bot.gateway import GaveWay, SlackGateway
+from bot.ratelimit.base import Priority
+from bot.texts import THINKING_TEXT
+from bot.view import plan
 
 logger = logging.getLogger(__name__)
 
 MAX_PROGRESS_REPOSTS = 2  # a message refused as gone this often during the stream: no more progress
 
 
-class Streamer:
+class EditView:
     def __init__(
         self,
         *,
         gateway: SlackGateway,
-        budget: EditBudget,
         team_id: str,
         channel: str,
         placeholder_ts: str,
@@ -60,11 +59,8 @@ class Streamer:
         stop_button: bool = False,
         continuations: list[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         self._gateway = gateway
-        self._on_rate_limited = on_rate_limited  # told the Slack method of every 429 (metrics)
-        self._budget = budget
         self._team_id = team_id
         self._channel = channel
         # Continuations go into the answer's thread; a top-level answer (a command's) starts one.
@@ -97,7 +93,6 @@ class Streamer:
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._waiting_slot: asyncio.Future[None] | None = None  # a progress edit waiting for a slot
         self._reposts = 0  # messages posted anew during the stream (a placeholder deleted meanwhile)
         self._progress_off = False
         self.edits = 0
@@ -110,6 +105,10 @@ class Streamer:
     def text(self) -> str:
         """The raw answer so far (model Markdown)."""
         return self._raw
+
+    @property
+    def messages(self) -> list[str]:
+        return list(self.ts)
 
     def append(self, delta: str) -> None:
         if delta:
@@ -126,78 +125,74 @@ class Streamer:
         self._status = status
         self._changed.set()
 
+    def progress(self, title: str, *, done: bool) -> None:
+        """On edited messages a step of work is the status line while it runs."""
+        self.set_status(None if done else title)
+
+    def finish(self, note: str | None = None, *, button: Button | None = None) -> None:
+        """How the answer ends (sent by ``__aexit__``)."""
+        self._note = note
+        self._final_button = button
+
     def render_pieces(self, *, final: bool) -> list[str]:
         """The messages the answer needs now. Rendering is the costly part of a sync, so the pieces
         of the last state are kept and reused while nothing has changed."""
         key = (self._raw, self._status, self._note, final)
         if key != self._rendered_key:
-            self._rendered_key, self._rendered = key, self._render(final=final)
+            frame = plan.Frame(
+                raw=self._raw,
+                final=final,
+                prefix=self._prefix,
+                status=self._status,
+                note=self._note,
+                placeholder=self._placeholder,
+            )
+            self._rendered_key, self._rendered = key, plan.pieces(frame, limit=self._limit)
         return self._rendered
 
-    def _render(self, *, final: bool) -> list[str]:
-        body = to_mrkdwn(self._raw)
-        parts = [p for p in (self._prefix, body) if p]
-        if final and self._note:
-            parts.append(self._note)
-        if not final and self._status:
-            parts.append(self._status)
-        if not parts or (not final and not body and not self._status):
-            parts.append(self._placeholder)
-        return split_message("\n\n".join(parts), limit=self._limit)
-
     def _button(self, index: int, pieces: list[str], *, final: bool) -> Button | None:
-        """The button of message ``index``: only the last message has one (Stop while the answer
-        streams, the final button after). A message with a button carries its text in blocks, a pure
-        function of (text, button), so the pair is what is compared: no blocks are built for that."""
-        if index != len(pieces) - 1:
-            return None
-        return self._final_button if final else ("stop" if self._stop_button else None)
+        return plan.button_of(
+            index, len(pieces), final=final, final_button=self._final_button, stop=self._stop_button
+        )
 
     def _blocks(self, text: str, button: Button | None) -> list[dict[str, Any]] | None:
         return None if button is None else answer_blocks(text, button=button, request_id=self._request_id)
 
     def _differs(self, index: int, pieces: list[str], *, final: bool) -> bool:
-        if index >= len(self.ts) or index >= len(pieces):
+        if index >= len(self.ts):
             return True
-        return self.sent[index] != pieces[index] or self._sent_buttons[index] != self._button(
-            index, pieces, final=final
-        )
+        button = self._button(index, pieces, final=final) if index < len(pieces) else None
+        return plan.differs(index, pieces, button, sent=self.sent, sent_buttons=self._sent_buttons)
 
     # -- lifecycle --------------------------------------------------------------------------
-    async def __aenter__(self) -> Streamer:
+    async def __aenter__(self) -> EditView:
         # The budget keeps room for this answer's final edit while it streams.
-        await self._budget.live(team_id=self._team_id, answer_id=self._live_id, alive=True)
-        self._task = asyncio.create_task(self._run(), name=f"streamer-{self._request_id}")
+        await self._gateway.pacing.live("chat.update", key=self._team_id, answer_id=self._live_id, alive=True)
+        self._task = asyncio.create_task(self._run(), name=f"view-{self._request_id}")
         return self
 
     async def _not_live(self) -> None:
-        await self._budget.live(team_id=self._team_id, answer_id=self._live_id, alive=False)
+        await self._gateway.pacing.live(
+            "chat.update", key=self._team_id, answer_id=self._live_id, alive=False
+        )
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            await self.cancel()
+            await self._cancel()
             return
-        await self.finish()
-
-    async def finish(self, note: str | None = None, *, button: Button | None = None) -> None:
-        """Send the final text (with ``note`` under it, and ``button`` on the last message, if any)
-        and wait until it is in Slack."""
-        if note is not None:
-            self._note = note
-        self._final_button = button
+        # Send the final text (with the note under it, and the button on the last message, if any)
+        # and wait until it is in Slack; a progress edit waiting for a slot gives way to it.
         self._closing.set()
         self._changed.set()
-        if self._waiting_slot is not None and not self._waiting_slot.done():
-            self._waiting_slot.cancel()  # a progress edit's slot is not needed any more
         try:
             if self._task is not None:
                 await asyncio.shield(self._task)
         finally:
             await self._not_live()
 
-    async def cancel(self) -> None:
+    async def _cancel(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,28 +226,22 @@ class Streamer:
             if final and done:
                 return
 
-    async def _acquire(self, priority: Priority, *, interruptible: bool) -> bool:
+    async def _acquire(
+        self, priority: Priority, *, interruptible: bool, timeout: float | None = None
+    ) -> bool:
         """Take an edit slot. A progress edit gives up (returns False) when the stream ends while
         it waits, so the final text is sent at final priority instead."""
-        if not interruptible:
-            await self._budget.acquire(team_id=self._team_id, priority=priority, answer_id=self._live_id)
-            return True
-        if self._closing.is_set():
-            return False
-        # One task for the wait; ``finish`` cancels it when the stream ends meanwhile.
-        acquire = asyncio.ensure_future(self._budget.acquire(team_id=self._team_id, priority=priority))
-        self._waiting_slot = acquire
         try:
-            await acquire
-            return True
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if acquire.cancelled() and task is not None and not task.cancelling():
-                return False  # interrupted by the end of the stream, not cancelled ourselves
-            acquire.cancel()
-            raise
-        finally:
-            self._waiting_slot = None
+            await self._gateway.edit_slot(
+                team_id=self._team_id,
+                priority=priority,
+                answer_id=None if interruptible else self._live_id,
+                give_way=self._closing if interruptible else None,
+                timeout=timeout,
+            )
+        except GaveWay:
+            return False
+        return True
 
     async def _sync(self, *, final: bool) -> bool:
         """Bring Slack up to date with the newest text. Returns True when every message shows it.
@@ -295,8 +284,9 @@ class Streamer:
                 # The final text has a hard deadline: past it (a long pause or a full window), the
                 # message is given up and the rest of the answer is posted anew.
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                        await self._acquire(priority, interruptible=False)
+                    await self._acquire(
+                        priority, interruptible=False, timeout=max(0.0, deadline - self._clock())
+                    )
                 except TimeoutError:
                     logger.warning("no edit slot before the final deadline (request %s)", self._request_id)
                     await self._repost_from(todo)
@@ -336,15 +326,15 @@ class Streamer:
         when it must be given up (deleted by someone, or the final deadline passed)."""
         try:
             await self._gateway.update_message(
-                channel=self._channel, ts=self.ts[index], text=text, blocks=self._blocks(text, button)
+                team_id=self._team_id,
+                channel=self._channel,
+                ts=self.ts[index],
+                text=text,
+                blocks=self._blocks(text, button),
+                slot_taken=True,
             )
         except SlackError as err:
-            if err.retry_after is not None:
-                if self._on_rate_limited is not None:
-                    self._on_rate_limited("chat.update")
-                logger.warning("chat.update rate limited; pausing edits for %.1fs", err.retry_after)
-                await self._budget.pause(team_id=self._team_id, seconds=err.retry_after)
-            else:
+            if err.retry_after is None:
                 logger.warning("chat.update failed: %s (request %s)", err.error, self._request_id)
             if err.error == "message_not_found" or (final and self._clock() >= deadline):
                 return None

@@ -1,4 +1,8 @@
-"""The Slack Web API boundary: every call the engine makes to Slack goes through ``SlackGateway``.
+"""The Slack Web API boundary: every call the bot makes to Slack goes through ``SlackGateway``.
+
+- Every method that Slack rate-limits per workspace (edits, posts, reactions, and the stream methods)
+  takes a slot of that method's budget first and pauses it on a 429 (``bot.gateway.pacing``): callers
+  never pace or handle Retry-After themselves.
 
 - One long-lived pair of clients, sharing one aiohttp session (never a new client per call).
 - ``chat.update`` (idempotent) carries slack_sdk's connection-error and server-error retry handlers,
@@ -32,7 +36,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import CannotPost, SlackError
-from bot.ratelimit.base import EditBudget, Priority
+from bot.gateway.pacing import Pacing
+from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +90,15 @@ class SlackGateway:
         token: str,
         base_url: str,
         timeout: int = 15,
-        post_pacer: EditBudget | None = None,
+        pacing: Pacing | None = None,
         post_attempts: int = 3,
         retry_base_seconds: float = 1.0,
-        on_rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         self._post_attempts = max(1, post_attempts)
         self._retry_base = retry_base_seconds
-        self._on_rate_limited = on_rate_limited
         # chat.postMessage is limited to about one message a second per channel (short bursts are
-        # tolerated): every post of a channel waits for a slot of its pacer first.
-        self._post_pacer = post_pacer
+        # tolerated): every post of a channel waits for a slot of its channel's budget first.
+        self.pacing = pacing or Pacing({})
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         # slack_sdk formats a debug line (the whole request) on every call unless its logger's *own*
         # level is above DEBUG (it tests ``logger.level``, and a logger's own level is NOTSET):
@@ -168,8 +171,7 @@ class SlackGateway:
     ) -> str:
         """Post a message (in a thread when ``thread_ts``); returns its ts. ``request_id``/``piece``
         go into the message's metadata, so a post whose response was lost can be found again."""
-        if self._post_pacer is not None:
-            await self._post_pacer.acquire(team_id=f"post:{channel}", priority=Priority.FINAL)
+        await self.pacing.slot("chat.postMessage", key=f"post:{channel}")
         metadata = None
         if request_id is not None:
             metadata = {
@@ -220,36 +222,41 @@ class SlackGateway:
             except SlackError as err:
                 if err.retry_after is not None and rate_limited < MAX_RATE_LIMITED:
                     rate_limited += 1
-                    if self._on_rate_limited is not None:
-                        self._on_rate_limited("chat.postMessage")
-                    wait = min(err.retry_after, 30.0)
-                    if self._post_pacer is not None:
-                        # Every post to the channel waits, not just this one (the pacer then
-                        # holds this retry too, in line with the others).
-                        await self._post_pacer.pause(team_id=f"post:{channel}", seconds=wait)
-                    else:
-                        await asyncio.sleep(wait)  # honouring Retry-After
+                    # Every post to the channel waits, not just this one (its budget then holds
+                    # this retry too, in line with the others).
+                    await self.pacing.rate_limited(
+                        "chat.postMessage", key=f"post:{channel}", retry_after=min(err.retry_after, 30.0)
+                    )
                     continue
                 failures += 1
-                if not err.transient or failures >= self._post_attempts:
+                if not err.transient:
+                    raise
+                if failures >= self._post_attempts:
+                    # The last attempt may have taken effect although its answer was lost (a 500
+                    # after the write): look before giving up, or a stray message stays behind.
+                    found = await self._lookup(channel, thread_ts, request_id, piece)
+                    if found is not None:
+                        return found
                     raise
                 logger.warning(
                     "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
                 )
             await asyncio.sleep(self._retry_base * failures)
-            try:
-                if thread_ts is not None:
-                    found = await self.find_posted(
-                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-                    )
-                else:  # a top-level message (a command's answer): among the channel's newest
-                    found = await self.find_posted_top_level(
-                        channel=channel, request_id=request_id, piece=piece
-                    )
-            except SlackError:
-                found = None
+            found = await self._lookup(channel, thread_ts, request_id, piece)
             if found is not None:
                 return found
+
+    async def _lookup(self, channel: str, thread_ts: str | None, request_id: str, piece: int) -> str | None:
+        """The message posted for (request_id, piece), if a post whose answer was lost made one."""
+        try:
+            if thread_ts is not None:
+                return await self.find_posted(
+                    channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                )
+            # A top-level message (a command's answer): among the channel's newest.
+            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+        except SlackError:
+            return None
 
     async def find_posted(
         self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0
@@ -282,48 +289,98 @@ class SlackGateway:
                 found.setdefault(piece, str(message["ts"]))
         return found
 
+    async def edit_slot(
+        self,
+        *,
+        team_id: str,
+        priority: Priority = Priority.FINAL,
+        answer_id: str | None = None,
+        give_way: asyncio.Event | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Take a slot of the workspace's chat.update budget (see ``Pacing.slot``)."""
+        await self.pacing.slot(
+            "chat.update",
+            key=team_id,
+            priority=priority,
+            answer_id=answer_id,
+            give_way=give_way,
+            timeout=timeout,
+        )
+
     async def update_message(
         self,
         *,
         channel: str,
         ts: str,
         text: str,
+        team_id: str,
         blocks: list[dict[str, Any]] | None = None,
+        priority: Priority = Priority.FINAL,
+        answer_id: str | None = None,
+        give_way: asyncio.Event | None = None,
+        slot_timeout: float | None = None,
+        slot_taken: bool = False,
         retry: bool = True,
     ) -> None:
-        """Edit a message. ``retry=False`` for an edit that must not land late (a queue notice: a
-        retried one could arrive after the answer that replaced it, on another replica), so
-        neither a server error nor a lost connection is tried again."""
+        """Edit a message, within the workspace's edit budget (``priority``; ``give_way`` and
+        ``slot_timeout`` bound the wait for the slot, see ``Pacing.slot``; ``slot_taken`` when the
+        caller took it with ``edit_slot`` to choose the newest text once it has it). ``retry=False`` for an
+        edit that must not land late (a queue notice: a retried one could arrive after the answer
+        that replaced it, on another replica), so neither a server error nor a lost connection is
+        tried again. A 429 pauses the workspace's edits and raises."""
+        if not slot_taken:
+            await self.edit_slot(
+                team_id=team_id,
+                priority=priority,
+                answer_id=answer_id,
+                give_way=give_way,
+                timeout=slot_timeout,
+            )
         client = self.client if retry else self._once_client
-        await self._call(
-            "chat.update",
-            lambda: client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=text,
-                blocks=blocks,
-                parse="none",
-                unfurl_links=False,
-                unfurl_media=False,
-            ),
-        )
+        try:
+            await self._call(
+                "chat.update",
+                lambda: client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=text,
+                    blocks=blocks,
+                    parse="none",
+                    unfurl_links=False,
+                    unfurl_media=False,
+                ),
+            )
+        except SlackError as err:
+            if err.retry_after is not None:
+                await self.pacing.rate_limited("chat.update", key=team_id, retry_after=err.retry_after)
+            raise
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
         await self._call("chat.delete", lambda: self._aux_client.chat_delete(channel=channel, ts=ts))
 
-    async def add_reaction(self, *, channel: str, ts: str, name: str) -> None:
-        await self._react("reactions.add", channel=channel, ts=ts, name=name, harmless="already_reacted")
-
-    async def remove_reaction(self, *, channel: str, ts: str, name: str) -> None:
-        await self._react("reactions.remove", channel=channel, ts=ts, name=name, harmless="no_reaction")
-
-    async def _react(self, method: str, *, channel: str, ts: str, name: str, harmless: str) -> None:
-        call = (
-            self._aux_client.reactions_add if method == "reactions.add" else self._aux_client.reactions_remove
+    async def add_reaction(self, *, team_id: str, channel: str, ts: str, name: str) -> None:
+        await self._react(
+            "reactions.add", team_id, channel=channel, ts=ts, name=name, harmless="already_reacted"
         )
+
+    async def remove_reaction(self, *, team_id: str, channel: str, ts: str, name: str) -> None:
+        await self._react(
+            "reactions.remove", team_id, channel=channel, ts=ts, name=name, harmless="no_reaction"
+        )
+
+    async def _react(
+        self, method: str, team_id: str, *, channel: str, ts: str, name: str, harmless: str
+    ) -> None:
+        """Reactions are paced like edits (Tier 3 per workspace); their 429s pause their budget
+        (no retry inside slack_sdk: one retry layer)."""
+        await self.pacing.slot(method, key=team_id)
+        call = self.client.reactions_add if method == "reactions.add" else self.client.reactions_remove
         try:
             await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
         except SlackError as err:
+            if err.retry_after is not None:
+                await self.pacing.rate_limited(method, key=team_id, retry_after=err.retry_after)
             if err.error != harmless:
                 raise
 

@@ -1,0 +1,237 @@
+"""The answer runner: the queue's job handler. It orchestrates one job and nothing else:
+placeholder → context → view → model → finish → remember. Failures are caught here, once, and told
+to the user in plain words (``bot.errors``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot import logs
+from bot.access import Access
+from bot.context import Prompt, Turn, build_prompt
+from bot.controls import Controls
+from bot.errors import SlackError, user_message
+from bot.feedback import Feedback
+from bot.generate import Generator
+from bot.history import History, thread_root
+from bot.jobs import Job, Source
+from bot.metrics import AnswerStats, Metrics
+from bot.notices import QueueNotices
+from bot.placeholders import CANNOT_POST, VIA_RESPONSE_URL, Placeholders
+from bot.reactions import Reactions
+from bot.replies import Replies
+from bot.settings import Settings
+from bot.store.base import ConversationStore, StoreUnavailable
+from bot.texts import (
+    CANNOT_POST_TEXT,
+    FILES_NOT_READ_NOTE,
+    INVITE_HINT,
+    LONG_QUESTION_NOTE,
+    RESTARTED_TEXT,
+    RESUMING_TEXT,
+    STOPPED_PREFIX,
+    THINKING_TEXT,
+    WARNING_PREFIX,
+    command_header,
+    stopped_note,
+)
+from bot.view.base import AnswerView
+from bot.view.collected import CollectedView
+from bot.views import Views
+
+logger = logging.getLogger(__name__)
+
+
+class AnswerRunner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        metrics: Metrics,
+        placeholders: Placeholders,
+        history: History,
+        views: Views,
+        generator: Generator,
+        controls: Controls,
+        access: Access,
+        feedback: Feedback,
+        notices: QueueNotices,
+        reactions: Reactions,
+        replies: Replies,
+        store: ConversationStore,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.placeholders = placeholders
+        self.history = history
+        self.views = views
+        self.generator = generator
+        self.controls = controls
+        self.access = access
+        self.feedback = feedback
+        self.notices = notices
+        self.reactions = reactions
+        self.replies = replies
+        self.store = store
+
+    async def run(self, job: Job) -> None:
+        """Never raises for an ordinary failure: the user is told."""
+        with logs.bound_request(job.request.id):
+            stats = self._started(job)
+            outcome: str | None = None  # None: handed back to the queue (cancelled)
+            try:
+                outcome = await self._run(job, stats)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                outcome = "failed"
+                logger.exception("internal error (request %s)", job.request.id)
+                await self.replies.replace_placeholder(
+                    job, WARNING_PREFIX + user_message(err, job.request.id)
+                )
+                self.reactions.done(job.request, failed=True)
+            finally:
+                self.placeholders.forget(job)
+                self.metrics.answer_finished(outcome)
+            logger.info(
+                "request %s finished: %s (%d prompt + %d completion tokens%s)",
+                job.request.id,
+                outcome,
+                stats.prompt_tokens,
+                stats.completion_tokens,
+                ", estimated" if stats.estimated else "",
+            )
+
+    def _started(self, job: Job) -> AnswerStats:
+        """Record that the job left the queue; returns the tracker of its answer's timing and tokens."""
+        now = time.time()
+        if not job.resumed:  # a resumed job left the queue once already
+            self.metrics.started(wait_seconds=now - job.enqueued_at if job.enqueued_at > 0 else None)
+        self.metrics.answer_started()
+        return AnswerStats(self.metrics, origin=job.enqueued_at if job.enqueued_at > 0 else now)
+
+    async def _run(self, job: Job, stats: AnswerStats) -> str:
+        """Answer the job; returns the outcome ("ok", "failed", "stopped" or "refused")."""
+        request = job.request
+        owner = await self.placeholders.adopt(job, THINKING_TEXT)
+        if owner == CANNOT_POST:
+            await self.replies.tell_privately(request, CANNOT_POST_TEXT)
+            self.reactions.done(request, failed=True)
+            return "refused"
+        job.via_response_url = owner == VIA_RESPONSE_URL
+        if not job.via_response_url:
+            job.placeholder_ts = owner
+        question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
+        prompt = build_prompt(
+            system_prompt=self.settings.system_prompt,
+            history=await self.history.turns(job),
+            question=question,
+            budget_tokens=self.settings.context_tokens,
+        )
+        notes = self._notes(job, prompt)
+        try:
+            await self.store.remember_request(request_id=request.id, data=request.to_dict())
+        except StoreUnavailable:
+            logger.warning("could not keep request %s for a retry", request.id)
+        view = await self._view(job, notes)
+        if job.placeholder_ts is not None:
+            # The answer's message is known now: a vote on it counts even before the answer ends.
+            await self.feedback.remember_answer(request, [job.placeholder_ts])
+        with self.controls.live(request) as stopped:
+            async with view:
+                note, failed = await self._generate_or_stop(prompt, view, job, stopped, stats)
+                await self.access.count_tokens(request, stats.total_tokens)
+                view.finish(note, button="retry" if failed else None)
+        await self.history.remember(job, question, view.text)
+        await self.feedback.remember_answer(request, [ts for ts in view.messages if ts != job.placeholder_ts])
+        self.metrics.edits(view.edits)
+        if self.settings.log_message_text:
+            logger.info("answer: %s", view.text)
+        self.reactions.done(request, failed=failed)
+        if failed:
+            return "failed"
+        if note is not None and note.startswith(STOPPED_PREFIX):
+            return "stopped"
+        if not isinstance(view, CollectedView) or view.sent:
+            stats.final_text()  # the whole answer is in Slack
+        return "ok"
+
+    def _notes(self, job: Job, prompt: Prompt) -> list[str]:
+        notes = []
+        if job.request.has_files:
+            notes.append(FILES_NOT_READ_NOTE)
+        if prompt.question_truncated:
+            notes.append(LONG_QUESTION_NOTE)
+        return notes
+
+    async def _view(self, job: Job, notes: list[str]) -> AnswerView:
+        request = job.request
+        if job.via_response_url:
+            return CollectedView(
+                header=command_header(request), notes=notes, footer=INVITE_HINT, send=self._respond(job)
+            )
+        await self.notices.settled(job)  # a queue notice being edited lands before the first edit
+        prefix = [command_header(request)] if request.source is Source.COMMAND else []
+        view = await self.views.open(
+            job,
+            prefix="\n\n".join(prefix + notes),
+            # What the placeholder shows: this replica's latest notice, else what it was posted
+            # with (another replica may have moved its notice since: either way not "Thinking").
+            shown_text="" if job.resumed else self.notices.shown(job) or job.posted_text,
+            thread_ts=thread_root(job),
+        )
+        if job.resumed:
+            view.set_status(RESUMING_TEXT)
+        return view
+
+    def _respond(self, job: Job) -> Callable[[str], Awaitable[bool]]:
+        request = job.request
+
+        async def send(text: str) -> bool:
+            assert request.response_url is not None
+            try:
+                await self.replies.gateway.respond(
+                    response_url=request.response_url, payload={"response_type": "ephemeral", "text": text}
+                )
+            except SlackError as err:
+                logger.error("could not answer through response_url (request %s): %s", request.id, err.error)
+                return False
+            if self.settings.log_message_text:
+                logger.info("answer (response_url): %s", text)
+            return True
+
+        return send
+
+    async def _generate_or_stop(
+        self, prompt: Prompt, view: AnswerView, job: Job, stopped: asyncio.Event, stats: AnswerStats
+    ) -> tuple[str | None, bool]:
+        """Generate, unless Stop is pressed first: then cancel the generation at once and keep what
+        was written. Returns (note for the user, whether the answer failed)."""
+        request = job.request
+        generation = asyncio.create_task(
+            self.generator.generate(prompt, view, request, stats), name=f"generate-{request.id}"
+        )
+        stop = asyncio.create_task(stopped.wait(), name=f"stop-{request.id}")
+        try:
+            await asyncio.wait({generation, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
+        if generation.done():
+            note = generation.result()
+            return note, note is not None and not note.startswith(STOPPED_PREFIX)
+        generation.cancel()
+        await asyncio.gather(generation, return_exceptions=True)
+        return stopped_note(self.controls.stopped_by(request.id)), False
+
+    async def abandon(self, job: Job) -> None:
+        """Shutdown with an in-memory queue: ``job`` will not be answered by this process (nor by
+        any other), so its placeholder says so instead of waiting forever."""
+        known = await self.placeholders.known(job)
+        if known is not None:
+            job.placeholder_ts = known
+        await self.replies.replace_placeholder(job, WARNING_PREFIX + RESTARTED_TEXT)
+        self.reactions.done(job.request, failed=True)

@@ -1,0 +1,65 @@
+"""Every sentence Threadline shows a person, in one place.
+
+Error notes (what a failure is called in plain words) are the table in ``bot.errors``; limits' refusals
+are composed in ``bot.limits.policy``. Everything else a user reads is here.
+"""
+
+from __future__ import annotations
+
+from bot.jobs import Request
+from bot.render import escape
+
+THINKING_TEXT = "_Thinking…_"
+RESUMING_TEXT = "_resuming…_"
+HELP_TEXT = (
+    "Hi! Mention me with a question, like `@Threadline what is a token bucket?`, "
+    "send me a direct message, or use `/ask <question>` in any channel. "
+    "Reply in the thread to follow up: I remember the conversation of each thread."
+)
+ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
+FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
+LONG_QUESTION_NOTE = "_(Your message was very long; I read only its beginning.)_"
+INVITE_HINT = (
+    "I'm not a member of this channel, so only you can see this answer. "
+    "To have me answer in the channel, invite me with `/invite @Threadline`."
+)
+WORKING_ON_IT = "_Working on it…_"
+
+WARNING_PREFIX = ":warning: "
+STOPPED_PREFIX = ":black_square_for_stop: _Stopped"
+BUSY_TEXT = "This channel is busy: too many questions are waiting. Please ask again in a few minutes."
+RESTARTED_TEXT = "I was restarted before I could answer this. Please ask again."
+RESTARTING_TEXT = "I'm restarting right now, so I can't take this question. Please ask again in a minute."
+QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."
+CANNOT_POST_TEXT = "Sorry, I couldn't post in this channel, so I can't answer here."
+RETRY_TOO_OLD = "That question is too old to retry. Please ask it again."
+RETRIED_PLACEHOLDER = "_(retried)_"
+
+
+def retrying_status(attempt: int, attempts: int) -> str:
+    return f"_retrying, {attempt} of {attempts}…_"
+
+
+def stopped_note(by: str | None) -> str:
+    return f"{STOPPED_PREFIX} by <@{by}>._" if by else f"{STOPPED_PREFIX}._"
+
+
+def stop_refused(asker: str) -> str:
+    return f"Only <@{asker}> (or a workspace admin) can stop this answer."
+
+
+def queued_text(ahead: int) -> str:
+    if ahead <= 0:
+        return THINKING_TEXT
+    return f"_Queued: {ahead} request{'s' if ahead != 1 else ''} ahead of you…_"
+
+
+def command_header(request: Request) -> str:
+    """The first lines of a /ask answer: who asked what."""
+    question = "\n".join(f">{line}" if line else ">" for line in escape(request.text).splitlines())
+    return f"<@{request.user}> asked:\n{question}"
+
+
+def in_channel(channel: str, text: str) -> str:
+    """A private message about a channel (a DM when the channel refuses even ephemeral messages)."""
+    return f"<#{channel}>: {text}"
