@@ -1,5 +1,9 @@
 """The answer's controls: Stop (cancels a generation at once, on whichever replica streams it; only
-the asker or an admin) and Retry (queues a failed question again in its thread, once per button)."""
+the asker or an admin) and Retry (queues a failed question again in its thread, once per button).
+
+Stop comes from our Stop button (it names the request) or, on a native stream, from Slack's own stop
+control (``agent_session_stopped``, which names the streamed messages): the streams of the answers
+running here are known by their message ts."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from bot.store.base import ConversationStore, Deduplicator, StoreUnavailable
 from bot.texts import RETRIED_PLACEHOLDER, RETRY_TOO_OLD, stop_refused
 
 logger = logging.getLogger(__name__)
+
+STREAM_PREFIX = "stream:"  # a stop signal naming a streamed message instead of a request
 
 
 class Controls:
@@ -40,6 +46,7 @@ class Controls:
         self._resubmit = resubmit
         self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
         self._stopped_by: dict[str, str] = {}
+        self._streams: dict[tuple[str, str], str] = {}  # (channel, streamed message ts) -> request id
 
     @contextlib.contextmanager
     def live(self, request: Request) -> Iterator[asyncio.Event]:
@@ -51,6 +58,26 @@ class Controls:
         finally:
             self._live.pop(request.id, None)
             self._stopped_by.pop(request.id, None)
+            for key in [k for k, v in self._streams.items() if v == request.id]:
+                del self._streams[key]
+
+    def streaming(self, request_id: str, channel: str, ts: str) -> None:
+        """A native stream of a live answer started: Slack's stop control names it by ``ts``."""
+        if request_id in self._live:
+            self._streams[(channel, ts)] = request_id
+
+    async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
+        """Slack's stop control was pressed on the streams ``message_ts``: stop their answers (here,
+        or on the replica that streams them: the signal names the stream, that replica finds it)."""
+        for ts in message_ts:
+            request_id = self._streams.get((channel, ts))
+            if request_id is not None:
+                await self.stop_local(request_id, user, channel)
+                continue
+            try:
+                await self.signals.publish_stop(request_id=f"{STREAM_PREFIX}{ts}", user=user, channel=channel)
+            except Exception:
+                logger.warning("could not signal a stop for stream %s", ts, exc_info=True)
 
     def stopped_by(self, request_id: str) -> str | None:
         return self._stopped_by.get(request_id)
@@ -67,6 +94,8 @@ class Controls:
 
     async def stop_local(self, request_id: str, user: str, channel: str) -> None:
         """Stop an answer streaming in this process: only the asker (or a workspace admin) may."""
+        if request_id.startswith(STREAM_PREFIX):  # a stream named by Slack's stop control
+            request_id = self._streams.get((channel, request_id.removeprefix(STREAM_PREFIX)), "")
         live = self._live.get(request_id)
         if live is None:
             return  # already finished, or streaming on another replica
@@ -86,10 +115,18 @@ class Controls:
         stopped.set()
 
     async def retry(
-        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        request_id: str,
+        user: str,
+        channel: str,
+        message_ts: str,
+        blocks: list[dict[str, Any]],
+        text: str = "",
     ) -> None:
         """The Retry button: queue the same question again, in the same thread (once per button,
-        however often it is pressed before it disappears, and on whichever replica)."""
+        however often it is pressed before it disappears, and on whichever replica). ``blocks`` and
+        ``text`` are the message's."""
         try:
             if not await self.dedup.first_time(keys=[f"retry:{request_id}:{message_ts}"]):
                 logger.info("request %s: Retry pressed again, ignored", request_id)
@@ -103,11 +140,18 @@ class Controls:
         original = Request.from_dict(data)
         # Remove the Retry button (keep the answer's text), so it is pressed once.
         kept = [b for b in blocks if b.get("type") != "actions"]
-        text = "\n\n".join(str((b.get("text") or {}).get("text", "")) for b in kept) or RETRIED_PLACEHOLDER
+        sections = [b for b in kept if isinstance(b.get("text"), dict)]
         try:
-            await self.gateway.update_message(
-                team_id=original.team_id, channel=channel, ts=message_ts, text=text, blocks=kept or None
-            )
+            if sections or not text:
+                shown = "\n\n".join(str(b["text"].get("text", "")) for b in sections) or RETRIED_PLACEHOLDER
+                await self.gateway.update_message(
+                    team_id=original.team_id, channel=channel, ts=message_ts, text=shown, blocks=kept or None
+                )
+            else:  # a native stream's answer: its text is Markdown, outside the blocks
+                markdown = "\n\n".join(str(b.get("text") or "") for b in kept if b.get("type") == "markdown")
+                await self.gateway.streams.update_markdown(
+                    team_id=original.team_id, channel=channel, ts=message_ts, markdown=markdown or text
+                )
         except SlackError as err:
             logger.info("could not remove the Retry button: %s", err.error)
         thread = original.thread_ts or message_ts

@@ -91,7 +91,7 @@ class Engine:
             metrics=self.metrics,
             placeholders=self.placeholders,
             history=History(store=store, gateway=gateway, bot_user_id=bot_user_id),
-            views=Views(settings=settings, gateway=gateway),
+            views=Views(settings=settings, gateway=gateway, on_stream=self.controls.streaming),
             generator=self.generator,
             controls=self.controls,
             access=self.access,
@@ -113,11 +113,24 @@ class Engine:
         await self.controls.stop(request_id=request_id, user=user, channel=channel)
 
     async def retry(
-        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        request_id: str,
+        user: str,
+        channel: str,
+        message_ts: str,
+        blocks: list[dict[str, Any]],
+        text: str = "",
     ) -> None:
         await self.controls.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
+            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks, text=text
         )
+
+    async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
+        await self.controls.stop_streams(channel=channel, message_ts=message_ts, user=user)
+
+    async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
+        await self.feedback_votes.button(team_id=team_id, channel=channel, ts=ts, user=user, vote=vote)
 
     async def feedback(
         self, *, team_id: str, channel: str, ts: str, user: str, reaction: str, removed: bool = False

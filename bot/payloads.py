@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.jobs import Request, Source
@@ -94,3 +95,32 @@ def dedup_keys(request: Request) -> list[str]:
     if request.ts:
         keys.append(f"msg:{request.team_id}:{request.channel}:{request.ts}")
     return keys
+
+
+@dataclass(frozen=True)
+class StreamsStopped:
+    """Slack's stop control was pressed (``agent_session_stopped``): the streams it stopped."""
+
+    channel: str
+    user: str
+    message_ts: list[str]
+
+
+def streams_stopped(event: Mapping[str, Any]) -> StreamsStopped | None:
+    """Parse ``agent_session_stopped``; None when it names no channel, person or stream."""
+    stopped = event.get("streaming_message_ts")
+    if isinstance(stopped, str):
+        stopped = [stopped]
+    message_ts = [str(ts) for ts in stopped or [] if ts] if isinstance(stopped, list) else []
+    channel = str(event.get("channel") or event.get("channel_id") or "")
+    user = event.get("user")
+    user_id = str((user.get("id") if isinstance(user, Mapping) else user) or "")
+    if not channel or not user_id or not message_ts:
+        return None
+    return StreamsStopped(channel=channel, user=user_id, message_ts=message_ts)
+
+
+def feedback_vote(action: Mapping[str, Any]) -> str | None:
+    """The vote a click on our feedback buttons casts ("up"/"down"), from its value ``up:<request>``."""
+    vote = str(action.get("value") or "").split(":", 1)[0]
+    return vote if vote in ("up", "down") else None

@@ -37,6 +37,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import CannotPost, SlackError
 from bot.gateway.pacing import Pacing
+from bot.gateway.streams import NativeStreams
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class SlackGateway:
             logger=sdk_logger,
             retry_handlers=[],
         )
+        self.streams = NativeStreams(self)
         self._aux_client = AsyncWebClient(
             token=token,
             base_url=base_url,
@@ -158,6 +160,14 @@ class SlackGateway:
             response = await call()
         data = response.data
         return data if isinstance(data, dict) else {}
+
+    async def call(
+        self, method: str, call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]], *, retry: bool
+    ) -> dict[str, Any]:
+        """One call of ``method``, errors translated; ``retry`` for an idempotent call (connection and
+        server errors retried), else it is made once. Pacing and 429s are the caller's."""
+        client = self.client if retry else self._once_client
+        return await self._call(method, lambda: call(client))
 
     async def post_message(
         self,

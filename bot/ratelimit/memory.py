@@ -95,6 +95,15 @@ class MemoryEditBudget:
             if ws.waiters:
                 self._pump(team_id)
 
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        ws = self._workspaces.setdefault(team_id, _Workspace())
+        now = self._clock()
+        self._expire(ws, now)
+        if now < ws.paused_until or len(ws.sent) + len(ws.live | {answer_id}) > self.limit:
+            return False
+        ws.live.add(answer_id)
+        return True
+
     async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())
         now = self._clock()

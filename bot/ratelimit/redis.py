@@ -94,6 +94,21 @@ end
 return 1
 """
 
+# KEYS: edits, pause, live; ARGV: window (ms), limit, answer id, ms to keep it -> 1 kept | 0 no room
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+if redis.call('PTTL', KEYS[2]) > 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local kept = redis.call('ZCARD', KEYS[3])
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) == false then kept = kept + 1 end
+if redis.call('ZCARD', KEYS[1]) + kept > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
+return 1
+"""
+
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
 _PAUSE = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -131,6 +146,7 @@ class RedisEditBudget:
         self._take = redis.register_script(_TAKE)
         self._pause = redis.register_script(_PAUSE)
         self._live = redis.register_script(_LIVE)
+        self._reserve = redis.register_script(_RESERVE)
         self._token = secrets.token_hex(6)  # members must be unique across replicas
         self._seq = itertools.count()
 
@@ -156,6 +172,16 @@ class RedisEditBudget:
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)  # until the blocking entry leaves the window
+
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        keys = [
+            edits_key(self.prefix, team_id),
+            pause_key(self.prefix, team_id),
+            live_key(self.prefix, team_id),
+        ]
+        with unavailable_as(StoreUnavailable):
+            kept = await self._reserve(keys=keys, args=[self._window_ms, self.limit, answer_id, LIVE_TTL_MS])
+        return bool(int(kept))
 
     async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
         with unavailable_as(StoreUnavailable):
