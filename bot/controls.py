@@ -47,6 +47,7 @@ class Controls:
         self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
         self._stopped_by: dict[str, str] = {}
         self._streams: dict[tuple[str, str], str] = {}  # (channel, streamed message ts) -> request id
+        self._refused: dict[tuple[str, str], Callable[[str], None]] = {}  # told when a Stop is refused
 
     @contextlib.contextmanager
     def live(self, request: Request) -> Iterator[asyncio.Event]:
@@ -60,19 +61,25 @@ class Controls:
             self._stopped_by.pop(request.id, None)
             for key in [k for k, v in self._streams.items() if v == request.id]:
                 del self._streams[key]
+                self._refused.pop(key, None)
 
-    def streaming(self, request_id: str, channel: str, ts: str) -> None:
-        """A native stream of a live answer started: Slack's stop control names it by ``ts``."""
+    def streaming(
+        self, request_id: str, channel: str, ts: str, refused: Callable[[str], None] | None = None
+    ) -> None:
+        """A native stream of a live answer started: Slack's stop control names it by ``ts``.
+        ``refused(ts)`` is told when someone not allowed pressed it (Slack ended the stream anyway,
+        so the answer goes on in a new one)."""
         if request_id in self._live:
             self._streams[(channel, ts)] = request_id
+            if refused is not None:
+                self._refused[(channel, ts)] = refused
 
     async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
         """Slack's stop control was pressed on the streams ``message_ts``: stop their answers (here,
         or on the replica that streams them: the signal names the stream, that replica finds it)."""
         for ts in message_ts:
-            request_id = self._streams.get((channel, ts))
-            if request_id is not None:
-                await self.stop_local(request_id, user, channel)
+            if (channel, ts) in self._streams:
+                await self.stop_local(f"{STREAM_PREFIX}{ts}", user, channel)
                 continue
             try:
                 await self.signals.publish_stop(request_id=f"{STREAM_PREFIX}{ts}", user=user, channel=channel)
@@ -94,8 +101,10 @@ class Controls:
 
     async def stop_local(self, request_id: str, user: str, channel: str) -> None:
         """Stop an answer streaming in this process: only the asker (or a workspace admin) may."""
+        stream: tuple[str, str] | None = None
         if request_id.startswith(STREAM_PREFIX):  # a stream named by Slack's stop control
-            request_id = self._streams.get((channel, request_id.removeprefix(STREAM_PREFIX)), "")
+            stream = (channel, request_id.removeprefix(STREAM_PREFIX))
+            request_id = self._streams.get(stream, "")
         live = self._live.get(request_id)
         if live is None:
             return  # already finished, or streaming on another replica
@@ -106,6 +115,8 @@ class Controls:
             except SlackError:
                 allowed = False
             if not allowed:
+                if stream is not None and stream in self._refused:
+                    self._refused[stream](stream[1])
                 await self.replies.ephemeral(
                     channel, user, stop_refused(request.user), thread_ts=request.thread_ts
                 )

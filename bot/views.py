@@ -28,6 +28,8 @@ from bot.view.native_parts import Availability, Fallback
 logger = logging.getLogger(__name__)
 
 START, STOP = "chat.startStream", "chat.stopStream"
+# (request id, channel, stream ts, told when a Stop of it is refused)
+OnStream = Callable[[str, str, str, Callable[[str], None]], None]
 
 
 class Views:
@@ -36,12 +38,12 @@ class Views:
         *,
         settings: Settings,
         gateway: SlackGateway,
-        on_stream: Callable[[str, str, str], None] = lambda request_id, channel, ts: None,
+        on_stream: OnStream | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
         self.availability = Availability()
-        self._on_stream = on_stream  # (request id, channel, ts): a native stream started
+        self._on_stream = on_stream  # a native stream started (``Controls.streaming``)
 
     async def open(
         self, job: Job, *, prefix: str, shown_text: str | None, thread_ts: str | None
@@ -105,8 +107,12 @@ class Views:
             rollover_chars=s.stream_rollover_chars,
             rollover_seconds=s.stream_rollover_seconds,
             reserved=request.id if s.transport == "auto" else None,
-            on_stream=lambda ts: self._on_stream(request.id, request.channel, ts),
+            on_stream=lambda ts, refused: self._stream_started(request.id, request.channel, ts, refused),
         )
+
+    def _stream_started(self, request_id: str, channel: str, ts: str, refused: Callable[[str], None]) -> None:
+        if self._on_stream is not None:
+            self._on_stream(request_id, channel, ts, refused)
 
     def _edit_view(self, job: Job, *, placeholder_ts: str, thread_ts: str | None, **kw: Any) -> EditView:
         s = self.settings

@@ -38,8 +38,10 @@ def has_feedback(message: Message) -> bool:
 async def finished(slack: FakeSlack, channel: str, ts: str, timeout: float = 10) -> list[Message]:
     """Wait until the answer in the thread of ``ts`` has ended (its streams stopped, reactions done)."""
     await slack.wait_for(
-        lambda: bool(slack.message(channel, ts).reactions.get("white_check_mark"))
-        or bool(slack.message(channel, ts).reactions.get("warning")),
+        lambda: (
+            bool(slack.message(channel, ts).reactions.get("white_check_mark"))
+            or bool(slack.message(channel, ts).reactions.get("warning"))
+        ),
         timeout,
     )
     return answers(slack, channel, ts)
@@ -55,9 +57,8 @@ async def test_a_native_answer_end_to_end(slack: FakeSlack, model: FakeOpenAI, s
     assert len(replies) == 1  # the placeholder is gone: the thread holds the answer alone
     answer = replies[0]
     assert answer.stream is not None and answer.stream.state == "completed"
-    assert shown(answer) == (
-        f"Hello **world**: tell @{ZWSP}here and @{ZWSP}channel, ask @{ZWSP}U0BOSS, see `code`.\n\n- one\n- two"
-    )
+    safe = f"tell @{ZWSP}here and @{ZWSP}channel, ask @{ZWSP}U0BOSS"
+    assert shown(answer) == f"Hello **world**: {safe}, see `code`.\n\n- one\n- two"
     assert has_feedback(answer)
     start = slack.calls_to("chat.startStream")[0].args
     assert (start["recipient_user_id"], start["recipient_team_id"]) == ("U_ALICE", slack.team_id)
@@ -89,7 +90,9 @@ async def test_ask_stays_on_edits(slack: FakeSlack, model: FakeOpenAI, start_bot
     assert not slack.streams()
 
 
-async def test_a_dm_streams_without_recipient(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:
+async def test_a_dm_streams_without_recipient(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
     bot = await start_bot(BOT_TRANSPORT="native")
     model.script(Reply.text("Hi there.", delay=0.01))
     event = slack.dm_event("D1", "hello")
@@ -146,9 +149,66 @@ async def test_a_failed_native_answer_gets_a_retry_button(
     assert len(replies) == 1
     assert shown(replies[0]).startswith("Partial answer")
     assert ":warning:" in shown(replies[0])
-    assert any(e.get("action_id") == RETRY_ACTION for b in replies[0].blocks or [] for e in b.get("elements", []))
+    assert any(
+        e.get("action_id") == RETRY_ACTION for b in replies[0].blocks or [] for e in b.get("elements", [])
+    )
     assert not has_feedback(replies[0])
 
 
 async def bot_with(start_bot: StartBot, **env: str) -> Bot:
     return await start_bot(**env)
+
+
+async def test_slacks_stop_control_stops_the_answer_and_keeps_its_text(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_TRANSPORT="native", BOT_STREAM_APPEND_INTERVAL_SECONDS="0.1")
+    model.script(Reply.text(" ".join(f"w{i}" for i in range(400)), delay=0.02))
+    event = slack.mention_event("C1", "a long story")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: any("w5 " in m.text for m in slack.streams("C1")), 10)
+    slack.add_user("U_MALLORY", "mallory")
+    refused = slack.agent_session_stopped_event("C1", event["ts"], user="U_MALLORY")
+    await slack.send_event(bot.url, refused)
+    await slack.wait_for(lambda: bool(slack.ephemerals(user="U_MALLORY")), 5)
+    assert "Only <@U_ALICE>" in slack.ephemerals(user="U_MALLORY")[0].text
+    # Slack ended that stream for Mallory's press; the answer goes on (only the asker may stop it).
+    await slack.wait_for(lambda: len(slack.streams("C1")) >= 2 and slack.streams("C1")[-1].streaming, 10)
+    stop = slack.agent_session_stopped_event("C1", event["ts"], user="U_ALICE")
+    await slack.send_event(bot.url, stop)
+    replies = await finished(slack, "C1", event["ts"])
+    await model.wait_for(lambda: model.abandoned_streams >= 1)  # the generation was cancelled
+    last = shown(replies[-1])
+    assert "Stopped by <@U_ALICE>" in last and "w399" not in last
+    assert not has_feedback(replies[-1])
+    words = "".join(shown(m) for m in replies).split("\n\n:black_square_for_stop:")[0].split()
+    assert words == [f"w{i}" for i in range(len(words))]  # nothing lost, nothing twice
+
+
+async def test_feedback_buttons_count_one_vote_per_user(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    from tests.test_e2e_ops import eventually, scrape, value
+
+    bot = await start_bot(BOT_TRANSPORT="native")
+    model.script(Reply.text("Worth a vote.", delay=0.01))
+    event = slack.mention_event("C1", "q")
+    await slack.send_event(bot.url, event)
+    answer = (await finished(slack, "C1", event["ts"]))[0]
+    for positive in (True, True, False):
+        status, _ = await slack.send_action(
+            bot.url, slack.feedback_action("C1", answer.ts, positive=positive)
+        )
+        assert status == 200
+    await slack.send_action(bot.url, slack.feedback_action("C1", answer.ts, positive=True, user="U_BOB"))
+
+    async def counted() -> bool:
+        m = await scrape(bot)
+        return value(m, "threadline_feedback_total", vote="up") == 2 and (
+            value(m, "threadline_feedback_total", vote="down") == 1
+        )
+
+    await eventually(counted)
+    m = await scrape(bot)
+    # Alice's 👍 was taken back by her 👎: one vote each for Alice (down) and Bob (up) remain.
+    assert value(m, "threadline_feedback_removed_total", vote="up") == 1

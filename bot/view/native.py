@@ -74,7 +74,7 @@ class NativeView:
         rollover_chars: int = 11_000,
         rollover_seconds: float = 240.0,
         reserved: str | None = None,
-        on_stream: Callable[[str], None] = lambda ts: None,
+        on_stream: Callable[[str, Callable[[str], None]], None] = lambda ts, refused: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._gw = gateway
@@ -99,7 +99,8 @@ class NativeView:
         self._card: str | None = None  # the title of the retry card a stream shows
         self._note: str | None = None
         self._button: Button | None = None
-        self._slack_stopped = False  # Slack's Stop ended a stream: no new one starts
+        self._slack_stopped = False  # Slack's Stop ended a stream: no new one starts (unless refused)
+        self._refused: set[str] = set()  # streams whose Stop was refused (not the asker's)
         self._last_send = float("-inf")
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
@@ -169,6 +170,14 @@ class NativeView:
 
     def finish(self, note: str | None = None, *, button: Button | None = None) -> None:
         self._note, self._button = note, button
+
+    def stop_refused(self, ts: str) -> None:
+        """Someone not allowed pressed Slack's stop on stream ``ts``: Slack ended it, the answer goes
+        on in a new stream."""
+        self._refused.add(ts)
+        if self._slack_stopped:
+            self._slack_stopped = False
+            self._changed.set()
 
     def _forward(self, *, final: bool, delta: str = "") -> None:
         assert self._edit is not None
@@ -313,7 +322,7 @@ class NativeView:
         self._streams.append(stream)
         self._cur = stream
         self._placed(stream, piece)
-        self._on_stream(ts)
+        self._on_stream(ts, self.stop_refused)
         self._status.cleared_by_reply()
         await self._drop_placeholder()
 
@@ -409,7 +418,8 @@ class NativeView:
             logger.warning("native stream call failed: %s (request %s)", err.error, self._request_id)
             return  # paced (a 429) or failing: the text stays pending, tried again
         logger.info("stream %s ended: %s (request %s)", cur.ts, err.error, self._request_id)
-        self._slack_stopped = self._slack_stopped or err.error == "stopped_by_user"
+        if err.error == "stopped_by_user" and cur.ts not in self._refused:
+            self._slack_stopped = True
         cur.live = False
         self._cur = None
         await self._ended(cur, exact=False)
