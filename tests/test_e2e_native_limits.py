@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from bot.redis import connect
 from bot.view.markdown import neutralise
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
@@ -74,7 +75,7 @@ async def test_a_30000_character_answer_rolls_over_at_safe_points(
     code = (
         "```python\n" + "\n".join(f"print({i})  # line {i} of a long listing" for i in range(400)) + "\n```"
     )
-    text = "\n\n".join(paragraphs[:20] + [code] + paragraphs[20:] + ["Say hi to @here."])
+    text = "\n\n".join([*paragraphs[:20], code, *paragraphs[20:], "Say hi to @here."])
     assert len(text) > 30_000
     model.script(Reply.text(text, words_per_chunk=40, delay=0.001))
     event = slack.mention_event("C1", "a long one")
@@ -146,7 +147,10 @@ async def test_a_queue_notice_gives_way_to_the_status(
 
 
 async def test_two_replicas_share_the_stream_budgets(
-    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, redis_server: RedisServer
+    slack: FakeSlack,
+    model: FakeOpenAI,
+    start_bot: StartBot,
+    redis_server: RedisServer,  # noqa: F811
 ) -> None:
     redis_server.start()
     env = {
@@ -155,9 +159,7 @@ async def test_two_replicas_share_the_stream_budgets(
         "BOT_STREAM_STARTS_PER_MINUTE": "3",
         "BOT_STREAM_STOPS_PER_MINUTE": "3",
     }
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     await client.flushall()
     await client.aclose()
     one, two = await start_bot(**env), await start_bot(**env)
