@@ -33,7 +33,7 @@ if not IN_CI and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playw
 
 from playwright.async_api import Page, async_playwright, expect  # noqa: E402
 
-FEEDBACK = {
+FEEDBACK: dict[str, Any] = {
     "type": "context_actions",
     "elements": [
         {
@@ -169,4 +169,5 @@ async def test_stop_and_expiry_on_the_page(
     workspace.stream_lifetime = 0.2
     second = await bot.chat_startStream(channel="C0001", thread_ts=question, markdown_text="Again", **args)
     await expect(thread.locator(".stream-pill")).to_have_count(2)  # expired by Slack's clock, unprompted
-    assert workspace.message("C0001", second["ts"]).stream.state == "expired"  # type: ignore[union-attr]
+    expired = workspace.message("C0001", second["ts"]).stream
+    assert expired is not None and expired.state == "expired"

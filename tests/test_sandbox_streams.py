@@ -20,7 +20,7 @@ from sandbox.workspace import Workspace
 
 JSONDict = dict[str, Any]
 
-FEEDBACK = {
+FEEDBACK: dict[str, Any] = {
     "type": "context_actions",
     "block_id": "feedback",
     "elements": [
@@ -212,4 +212,5 @@ async def test_stop_on_the_page_stops_the_stream(
     event = json.loads(receiver.bodies[1][1])["event"]
     assert event["type"] == "agent_session_stopped" and event["streaming_message_ts"] == [started["ts"]]
     assert event["user"] == workspace.user_id and event["thread_ts"] == question["ts"]
-    assert workspace.message("D0001", started["ts"]).stream.state == "stopped_by_user"  # type: ignore[union-attr]
+    stream = workspace.message("D0001", started["ts"]).stream
+    assert stream is not None and stream.state == "stopped_by_user"
