@@ -62,7 +62,7 @@ async def start(client: AsyncWebClient, slack: FakeSlack, channel: str = "C1", *
     return parent.ts, str(resp["ts"])
 
 
-FEEDBACK = {
+FEEDBACK: dict[str, Any] = {
     "type": "context_actions",
     "elements": [
         {
@@ -207,7 +207,8 @@ async def test_stream_ends_after_its_lifetime(slack: FakeSlack, client: AsyncWeb
     assert error_of(err) == "message_not_in_streaming_state"
     _, ts3 = await start(client, slack)
     slack.expire_stream("C1", ts3)  # or at once
-    assert slack.message("C1", ts3).stream.state == "expired"  # type: ignore[union-attr]
+    expired = slack.message("C1", ts3).stream
+    assert expired is not None and expired.state == "expired"
 
 
 async def test_live_stream_refuses_update_and_delete(slack: FakeSlack, client: AsyncWebClient) -> None:
@@ -314,7 +315,7 @@ async def test_form_encoded_chunks(slack: FakeSlack, client: AsyncWebClient) -> 
 
 async def test_stop_validates_feedback_blocks_and_metadata(slack: FakeSlack, client: AsyncWebClient) -> None:
     thread_ts, ts = await start(client, slack, markdown_text="answer")
-    element = FEEDBACK["elements"][0]  # type: ignore[index]
+    element: dict[str, Any] = FEEDBACK["elements"][0]
     six = {"type": "context_actions", "elements": [dict(element, action_id=f"f{i}") for i in range(6)]}
     no_value = {
         "type": "context_actions",
