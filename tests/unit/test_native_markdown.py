@@ -3,6 +3,7 @@ code fences, and where a long answer is cut into messages."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -128,5 +129,5 @@ def test_native_text_only_grows() -> None:
         outs.append(text.out)
     text.advance(final=True)
     outs.append(text.out)
-    assert all(b.startswith(a) for a, b in zip(outs, outs[1:], strict=False))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(outs))
     assert text.out == f"Tell {Q}here now and {Q}here soon."
