@@ -47,6 +47,7 @@ from bot.settings import Settings, environment
 MANIFEST_BOT_SCOPES = (
     "app_mentions:read",
     "chat:write",
+    "assistant:write",
     "commands",
     "im:history",
     "channels:history",

@@ -25,6 +25,7 @@ from bot.texts import RETRIED_PLACEHOLDER, RETRY_TOO_OLD, stop_refused
 logger = logging.getLogger(__name__)
 
 STREAM_PREFIX = "stream:"  # a stop signal naming a streamed message instead of a request
+THREAD_PREFIX = "thread:"  # ... or the thread of an answer that has no stream yet
 
 
 class Controls:
@@ -74,17 +75,35 @@ class Controls:
             if refused is not None:
                 self._refused[(channel, ts)] = refused
 
-    async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
+    async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
         """Slack's stop control was pressed on the streams ``message_ts``: stop their answers (here,
-        or on the replica that streams them: the signal names the stream, that replica finds it)."""
-        for ts in message_ts:
-            if (channel, ts) in self._streams:
-                await self.stop_local(f"{STREAM_PREFIX}{ts}", user, channel)
+        or on the replica that streams them: the signal names the stream, that replica finds it).
+        Without streams (none was live: the answer waits for its first words) the thread's answer."""
+        names = [f"{STREAM_PREFIX}{ts}" for ts in message_ts] or [f"{THREAD_PREFIX}{thread_ts}"]
+        for name in names:
+            if self._resolve(name, channel)[0] in self._live:
+                await self.stop_local(name, user, channel)
                 continue
             try:
-                await self.signals.publish_stop(request_id=f"{STREAM_PREFIX}{ts}", user=user, channel=channel)
+                await self.signals.publish_stop(request_id=name, user=user, channel=channel)
             except Exception:
-                logger.warning("could not signal a stop for stream %s", ts, exc_info=True)
+                logger.warning("could not signal a stop for %s", name, exc_info=True)
+
+    def _resolve(self, name: str, channel: str) -> tuple[str, tuple[str, str] | None]:
+        """(the request id a stop names, the stream it names if any): a request id, a streamed
+        message (``stream:<ts>``) or a thread (``thread:<ts>``) of an answer running here."""
+        if name.startswith(STREAM_PREFIX):
+            stream = (channel, name.removeprefix(STREAM_PREFIX))
+            return self._streams.get(stream, ""), stream
+        if name.startswith(THREAD_PREFIX):
+            thread = name.removeprefix(THREAD_PREFIX)
+            found = (
+                rid
+                for rid, (request, _) in self._live.items()
+                if request.channel == channel and request.thread_ts == thread
+            )
+            return next(found, ""), None
+        return name, None
 
     def stopped_by(self, request_id: str) -> str | None:
         return self._stopped_by.get(request_id)
@@ -101,10 +120,7 @@ class Controls:
 
     async def stop_local(self, request_id: str, user: str, channel: str) -> None:
         """Stop an answer streaming in this process: only the asker (or a workspace admin) may."""
-        stream: tuple[str, str] | None = None
-        if request_id.startswith(STREAM_PREFIX):  # a stream named by Slack's stop control
-            stream = (channel, request_id.removeprefix(STREAM_PREFIX))
-            request_id = self._streams.get(stream, "")
+        request_id, stream = self._resolve(request_id, channel)  # Slack's stop control names streams
         live = self._live.get(request_id)
         if live is None:
             return  # already finished, or streaming on another replica

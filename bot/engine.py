@@ -126,8 +126,10 @@ class Engine:
             request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks, text=text
         )
 
-    async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
-        await self.controls.stop_streams(channel=channel, message_ts=message_ts, user=user)
+    async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
+        await self.controls.stop_streams(
+            channel=channel, thread_ts=thread_ts, message_ts=message_ts, user=user
+        )
 
     async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
         await self.feedback_votes.button(team_id=team_id, channel=channel, ts=ts, user=user, vote=vote)

@@ -99,15 +99,17 @@ def dedup_keys(request: Request) -> list[str]:
 
 @dataclass(frozen=True)
 class StreamsStopped:
-    """Slack's stop control was pressed (``agent_session_stopped``): the streams it stopped."""
+    """Slack's stop control was pressed (``agent_session_stopped``): the streams it stopped (none
+    when no stream was live: the answer of the thread is stopped then)."""
 
     channel: str
+    thread_ts: str
     user: str
     message_ts: list[str]
 
 
 def streams_stopped(event: Mapping[str, Any]) -> StreamsStopped | None:
-    """Parse ``agent_session_stopped``; None when it names no channel, person or stream."""
+    """Parse ``agent_session_stopped``; None when it names no channel, person, or thread or stream."""
     stopped = event.get("streaming_message_ts")
     if isinstance(stopped, str):
         stopped = [stopped]
@@ -115,9 +117,10 @@ def streams_stopped(event: Mapping[str, Any]) -> StreamsStopped | None:
     channel = str(event.get("channel") or event.get("channel_id") or "")
     user = event.get("user")
     user_id = str((user.get("id") if isinstance(user, Mapping) else user) or "")
-    if not channel or not user_id or not message_ts:
+    thread_ts = str(event.get("thread_ts") or "")
+    if not channel or not user_id or not (message_ts or thread_ts):
         return None
-    return StreamsStopped(channel=channel, user=user_id, message_ts=message_ts)
+    return StreamsStopped(channel=channel, thread_ts=thread_ts, user=user_id, message_ts=message_ts)
 
 
 def feedback_vote(action: Mapping[str, Any]) -> str | None:

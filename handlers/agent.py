@@ -18,5 +18,8 @@ def register(app: AsyncApp, intake: Intake) -> None:
         stopped = streams_stopped(event)
         if stopped is not None:
             await intake.stop_streams(
-                channel=stopped.channel, message_ts=stopped.message_ts, user=stopped.user
+                channel=stopped.channel,
+                thread_ts=stopped.thread_ts,
+                message_ts=stopped.message_ts,
+                user=stopped.user,
             )

@@ -36,8 +36,9 @@ class Intake(Protocol):
         """The Retry button was pressed on the message ``message_ts`` (its ``blocks`` and ``text``)."""
         ...
 
-    async def stop_streams(self, *, channel: str, message_ts: list[str], user: str) -> None:
-        """Slack's stop control was pressed by ``user`` on the native streams ``message_ts``."""
+    async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
+        """Slack's stop control was pressed by ``user`` on the native streams ``message_ts`` (none:
+        on the answer of the thread ``thread_ts`` that has no stream yet)."""
         ...
 
     async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:

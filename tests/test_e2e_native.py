@@ -212,3 +212,20 @@ async def test_feedback_buttons_count_one_vote_per_user(
     m = await scrape(bot)
     # Alice's 👍 was taken back by her 👎: one vote each for Alice (down) and Bob (up) remain.
     assert value(m, "threadline_feedback_removed_total", vote="up") == 1
+
+
+async def test_slacks_stop_before_the_first_words_stops_the_answer(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_TRANSPORT="native")
+    model.script(Reply.text("Too late.", first_delay=30))
+    event = slack.mention_event("C1", "q")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: slack.thread_status("C1", event["ts"]) == "is thinking…", 10)
+    stop = slack.agent_session_stopped_event("C1", event["ts"], user="U_ALICE")
+    assert stop["streaming_message_ts"] == []
+    await slack.send_event(bot.url, stop)
+    replies = await finished(slack, "C1", event["ts"])
+    assert [m.text for m in replies] == [":black_square_for_stop: _Stopped by <@U_ALICE>._"]
+    assert slack.thread_status("C1", event["ts"]) == ""  # no status left behind
+    assert not slack.streams()
