@@ -153,6 +153,15 @@ async def test_a_failed_native_answer_gets_a_retry_button(
         e.get("action_id") == RETRY_ACTION for b in replies[0].blocks or [] for e in b.get("elements", [])
     )
     assert not has_feedback(replies[0])
+    failed = shown(replies[0])
+    model.script(Reply.text("The answer, retried.", delay=0.01))
+    status, _ = await slack.send_action(bot.url, slack.button_action("C1", replies[0].ts, RETRY_ACTION))
+    assert status == 200
+    await slack.wait_for(lambda: len(slack.streams("C1")) == 2 and not slack.streams("C1")[-1].streaming, 10)
+    await slack.wait_for(lambda: len(answers(slack, "C1", event["ts"])) == 2, 10)  # its placeholder gone
+    first, again = answers(slack, "C1", event["ts"])
+    assert shown(first) == failed and not first.blocks  # the text stays, the Retry button is gone
+    assert shown(again) == "The answer, retried." and has_feedback(again)
 
 
 async def bot_with(start_bot: StartBot, **env: str) -> Bot:
