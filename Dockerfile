@@ -18,6 +18,7 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PORT=3000
 RUN groupadd --system --gid 10001 threadline \
     && useradd --system --uid 10001 --gid threadline --home-dir /app --create-home --shell /usr/sbin/nologin threadline
