@@ -110,13 +110,19 @@ class Engine:
         await self.intake.help(request)
 
     async def stop(self, *, request_id: str, user: str, channel: str) -> None:
-        await self.controls.stop(request_id=request_id, user=user, channel=channel)
+        # Listeners run before the ack (Bolt's process_before_response): Slack calls go after it.
+        self.intake.later(
+            self.controls.stop(request_id=request_id, user=user, channel=channel), name=f"stop-{request_id}"
+        )
 
     async def retry(
         self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
     ) -> None:
-        await self.controls.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
+        self.intake.later(
+            self.controls.retry(
+                request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
+            ),
+            name=f"retry-{request_id}",
         )
 
     async def feedback(
@@ -147,4 +153,5 @@ class Engine:
         """Queue notices are dropped at once; reactions still on their way (the ✅ or ⚠️ of the last
         answers) get ``linger`` seconds to land."""
         await self.notices.close()
+        await self.intake.close()
         await self.reactions.close(linger=linger)
