@@ -84,6 +84,7 @@ class Engine:
             dedup=dedup,
             store=store,
             resubmit=lambda request: self.intake.submit(request, dedup=False),
+            on_retry=self.reactions.retried,
         )
         self.generator = Generator(settings=settings, llm=llm, metrics=self.metrics)
         self.runner = AnswerRunner(
