@@ -83,5 +83,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def cli() -> None:
+    """The ``threadline`` console script: the same as ``python -m bot``."""
+    sys.exit(main(sys.argv[1:]))
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -118,6 +118,9 @@ class Runtime:
             client=self.gateway.client,
             signing_secret=s.slack_signing_secret or "",
             request_verification_enabled=not s.socket_mode,
+            # Listeners run before the ack, so an acked question is already queued (bot/intake.py);
+            # they make no Slack call there, so the ack stays within Slack's 3 seconds.
+            process_before_response=True,
             logger=logging.getLogger("threadline.bolt"),
         )
         register_all(self.bolt, self.engine)

@@ -50,6 +50,12 @@ class ResilientBudget:
             logger.warning("budget unavailable in Redis; counting locally")
             return await self.fallback.try_reserve(team_id=team_id, answer_id=answer_id)
 
+    async def progress_interval(self, *, team_id: str) -> float:
+        try:
+            return await self.primary.progress_interval(team_id=team_id)
+        except StoreUnavailable:
+            return await self.fallback.progress_interval(team_id=team_id)
+
     async def pause(self, *, team_id: str, seconds: float) -> None:
         await self.fallback.pause(team_id=team_id, seconds=seconds)
         try:

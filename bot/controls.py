@@ -38,6 +38,7 @@ class Controls:
         dedup: Deduplicator,
         store: ConversationStore,
         resubmit: Callable[[Request], Awaitable[None]],
+        on_retry: Callable[[Request], None] | None = None,
     ) -> None:
         self.gateway = gateway
         self.replies = replies
@@ -45,6 +46,7 @@ class Controls:
         self.dedup = dedup
         self.store = store
         self._resubmit = resubmit
+        self._on_retry = on_retry  # the status reactions learn that the ⚠️ shown is this one's
         self._live: dict[str, tuple[Request, asyncio.Event]] = {}  # answers streaming here now
         self._stopped_by: dict[str, str] = {}
         self._streams: dict[tuple[str, str], str] = {}  # (channel, streamed message ts) -> request id
@@ -187,4 +189,6 @@ class Controls:
             original, source=source, thread_ts=thread, response_url=None, event_id=None, id=new_request_id()
         )
         logger.info("request %s retried as %s by %s", request_id, again.id, user)
+        if self._on_retry is not None:
+            self._on_retry(again)
         await self._resubmit(again)

@@ -84,6 +84,7 @@ class Engine:
             dedup=dedup,
             store=store,
             resubmit=lambda request: self.intake.submit(request, dedup=False),
+            on_retry=self.reactions.retried,
         )
         self.generator = Generator(settings=settings, llm=llm, metrics=self.metrics)
         self.runner = AnswerRunner(
@@ -110,7 +111,10 @@ class Engine:
         await self.intake.help(request)
 
     async def stop(self, *, request_id: str, user: str, channel: str) -> None:
-        await self.controls.stop(request_id=request_id, user=user, channel=channel)
+        # Listeners run before the ack (Bolt's process_before_response): Slack calls go after it.
+        self.intake.later(
+            self.controls.stop(request_id=request_id, user=user, channel=channel), name=f"stop-{request_id}"
+        )
 
     async def retry(
         self,
@@ -122,13 +126,24 @@ class Engine:
         blocks: list[dict[str, Any]],
         text: str = "",
     ) -> None:
-        await self.controls.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks, text=text
+        self.intake.later(
+            self.controls.retry(
+                request_id=request_id,
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+                blocks=blocks,
+                text=text,
+            ),
+            name=f"retry-{request_id}",
         )
 
     async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
-        await self.controls.stop_streams(
-            channel=channel, thread_ts=thread_ts, message_ts=message_ts, user=user
+        self.intake.later(
+            self.controls.stop_streams(
+                channel=channel, thread_ts=thread_ts, message_ts=message_ts, user=user
+            ),
+            name=f"stop-streams-{channel}-{thread_ts}",
         )
 
     async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
@@ -162,4 +177,5 @@ class Engine:
         """Queue notices are dropped at once; reactions still on their way (the ✅ or ⚠️ of the last
         answers) get ``linger`` seconds to land."""
         await self.notices.close()
+        await self.intake.close()
         await self.reactions.close(linger=linger)

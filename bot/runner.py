@@ -41,8 +41,11 @@ from bot.texts import (
 from bot.view.base import AnswerView
 from bot.view.collected import CollectedView
 from bot.views import Views
+from bot.worker import TryLater
 
 logger = logging.getLogger(__name__)
+
+MAX_TRIES = 6  # claims of one job whose placeholder Slack keeps refusing (transiently)
 
 
 class AnswerRunner:
@@ -84,7 +87,7 @@ class AnswerRunner:
             outcome: str | None = None  # None: handed back to the queue (cancelled)
             try:
                 outcome = await self._run(job, stats)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, TryLater):
                 raise
             except Exception as err:
                 outcome = "failed"
@@ -116,7 +119,13 @@ class AnswerRunner:
     async def _run(self, job: Job, stats: AnswerStats) -> str:
         """Answer the job; returns the outcome ("ok", "failed", "stopped" or "refused")."""
         request = job.request
-        owner = await self.placeholders.adopt(job, THINKING_TEXT)
+        try:
+            owner = await self.placeholders.adopt(job, THINKING_TEXT)
+        except SlackError as err:
+            if not err.transient or job.tries >= MAX_TRIES:
+                raise
+            # Slack is failing for now and nothing is shown yet: keep the question, try again later.
+            raise TryLater(min(30.0, self.settings.retry_base_seconds * 2**job.tries)) from None
         if owner == CANNOT_POST:
             await self.replies.tell_privately(request, CANNOT_POST_TEXT)
             self.reactions.done(request, failed=True)
@@ -145,7 +154,9 @@ class AnswerRunner:
                 note, failed = await self._generate_or_stop(prompt, view, job, stopped, stats)
                 await self.access.count_tokens(request, stats.total_tokens)
                 view.finish(note, button="retry" if failed else None)
-        await self.history.remember(job, question, view.text)
+        if not failed:
+            # A failed answer is not a turn: its Retry asks the same question again, once.
+            await self.history.remember(job, question, view.text)
         await self.feedback.remember_answer(request, [ts for ts in view.messages if ts != job.placeholder_ts])
         self.metrics.edits(view.edits)
         if self.settings.log_message_text:

@@ -26,6 +26,16 @@ JobHandler = Callable[[Job], Awaitable[None]]
 JobHook = Callable[[Job], Awaitable[None]]
 
 
+class TryLater(Exception):
+    """Raised by a job's handler when the job cannot go on now but may later (Slack failing
+    transiently before anything was shown): the job goes back to the head of its line after
+    ``delay`` seconds, its lease held meanwhile, and is claimed again (its try counter grows)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"try again in {delay:.1f}s")
+        self.delay = delay
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -146,6 +156,15 @@ class Worker:
             await asyncio.gather(beat, return_exceptions=True)
             await asyncio.shield(self._release(job))
             raise
+        except TryLater as later:
+            logger.warning("job %s will be tried again in %.1fs", job.id, later.delay)
+            try:
+                await asyncio.sleep(later.delay)  # the heartbeat keeps the lease meanwhile
+            finally:
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
+                await asyncio.shield(self._release(job))
+            return
         except Exception:
             logger.exception("job %s failed", job.id)
         beat.cancel()

@@ -216,7 +216,7 @@ def reaction(
 async def test_thumbs_on_answers_are_recorded_with_the_request_id(
     slack: FakeSlack, model: FakeOpenAI, bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.engine")
+    caplog.set_level(logging.INFO, logger="bot.feedback")
     model.script(Reply.text("An answer worth a vote."))
     event = await ask(slack, bot, "C1", "vote on this")
     await answered(slack, "C1", event["ts"], ["An answer worth a vote."])
@@ -249,7 +249,7 @@ async def test_thumbs_on_answers_are_recorded_with_the_request_id(
 async def test_a_vote_counts_once_per_user_and_removing_it_withdraws_it(
     slack: FakeSlack, model: FakeOpenAI, bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.engine")
+    caplog.set_level(logging.DEBUG, logger="bot.feedback")
     model.script(Reply.text("Vote twice if you like.", words_per_chunk=10))
     event = await ask(slack, bot, "C1", "a question")
     await answered(slack, "C1", event["ts"], ["Vote twice if you like."])

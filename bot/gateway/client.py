@@ -256,15 +256,22 @@ class SlackGateway:
             if found is not None:
                 return found
 
+    async def find_posted_anywhere(
+        self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
+    ) -> str | None:
+        """The message posted for (request_id, piece) in a thread, or top-level when no thread."""
+        if thread_ts is not None:
+            return await self.find_posted(
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+            )
+        return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+
     async def _lookup(self, channel: str, thread_ts: str | None, request_id: str, piece: int) -> str | None:
         """The message posted for (request_id, piece), if a post whose answer was lost made one."""
         try:
-            if thread_ts is not None:
-                return await self.find_posted(
-                    channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-                )
-            # A top-level message (a command's answer): among the channel's newest.
-            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+            return await self.find_posted_anywhere(
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+            )
         except SlackError:
             return None
 

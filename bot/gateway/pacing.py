@@ -91,6 +91,11 @@ class Pacing:
             return True
         return await budget.try_reserve(team_id=key, answer_id=answer_id)
 
+    async def interval(self, method: str, *, key: str) -> float:
+        """The least time between one answer's progress calls of ``method`` (0: not paced)."""
+        budget = self._budgets.get(method)
+        return 0.0 if budget is None else await budget.progress_interval(team_id=key)
+
     async def live(self, method: str, *, key: str, answer_id: str, alive: bool) -> None:
         """An answer starts (or stops) needing a final call of ``method``: its room is kept."""
         budget = self._budgets.get(method)

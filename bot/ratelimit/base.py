@@ -45,6 +45,17 @@ class EditBudget(Protocol):
         native stream's start and stop are reserved before the stream is chosen)."""
         ...
 
+    async def progress_interval(self, *, team_id: str) -> float:
+        """How far apart one answer's progress edits should be so that the progress share of the
+        window, spread evenly over the workspace's live answers, is never spent early and never
+        runs dry: ``window * live / progress_ceiling`` (a lone answer on Slack's 45 a minute: one
+        every 2.7 s, for the whole minute)."""
+        ...
+
+
+def progress_interval(*, window: float, live: int, ceiling: int) -> float:
+    return window * max(1, live) / max(1, ceiling)
+
 
 def refuses_non_final(*, used: int, live: int, limit: int) -> bool:
     """True when one more non-final edit now would delay some live answer's final by a window.

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.ratelimit.base import Priority, refuses_non_final
+from bot.ratelimit.base import Priority, progress_interval, refuses_non_final
 
 
 @dataclass(order=True)
@@ -85,6 +85,11 @@ class MemoryEditBudget:
 
     def _can_send(self, ws: _Workspace, priority: Priority, now: float) -> bool:
         return now >= ws.paused_until and self._allowed_at(ws, priority, len(ws.sent))
+
+    async def progress_interval(self, *, team_id: str) -> float:
+        ws = self._workspaces.get(team_id)
+        live = len(ws.live) if ws is not None else 0
+        return progress_interval(window=self.window, live=live, ceiling=self._ceiling[Priority.PROGRESS])
 
     async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())

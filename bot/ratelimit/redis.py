@@ -28,7 +28,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from bot.ratelimit.base import Priority
+from bot.ratelimit.base import Priority, progress_interval
 from bot.redis import unavailable_as
 from bot.store.base import StoreUnavailable
 
@@ -109,6 +109,13 @@ redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
 return 1
 """
 
+# KEYS: live -> how many answers are live now
+_LIVE_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+"""
+
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
 _PAUSE = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -147,6 +154,7 @@ class RedisEditBudget:
         self._pause = redis.register_script(_PAUSE)
         self._live = redis.register_script(_LIVE)
         self._reserve = redis.register_script(_RESERVE)
+        self._live_count = redis.register_script(_LIVE_COUNT)
         self._token = secrets.token_hex(6)  # members must be unique across replicas
         self._seq = itertools.count()
 
@@ -182,6 +190,11 @@ class RedisEditBudget:
         with unavailable_as(StoreUnavailable):
             kept = await self._reserve(keys=keys, args=[self._window_ms, self.limit, answer_id, LIVE_TTL_MS])
         return bool(int(kept))
+
+    async def progress_interval(self, *, team_id: str) -> float:
+        with unavailable_as(StoreUnavailable):
+            live = int(await self._live_count(keys=[live_key(self.prefix, team_id)]))
+        return progress_interval(window=self.window, live=live, ceiling=self._ceiling[Priority.PROGRESS])
 
     async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
         with unavailable_as(StoreUnavailable):
