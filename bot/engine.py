@@ -92,7 +92,7 @@ class Engine:
             metrics=self.metrics,
             placeholders=self.placeholders,
             history=History(store=store, gateway=gateway, bot_user_id=bot_user_id),
-            views=Views(settings=settings, gateway=gateway, on_stream=self.controls.streaming),
+            views=Views(settings=settings, gateway=gateway, on_stream=self.controls.streaming, claims=dedup),
             generator=self.generator,
             controls=self.controls,
             access=self.access,

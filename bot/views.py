@@ -5,12 +5,16 @@ The transport (``BOT_TRANSPORT``): ``edit`` edits the placeholder (``EditView``)
 streams natively only while the workspace's start and stop budgets have room now: a start and a stop
 are reserved for the stream before it is chosen (``Pacing.reserve``), so its stop is sure to fit,
 and otherwise the answer is edited. A /ask answer is the top-level message that quotes the question,
-which a stream (always a reply) cannot be: it is edited. So is a resumed answer (its earlier worker's
-messages are edits). A workspace whose Slack lacks the methods is remembered (``Availability``).
+which a stream (always a reply) cannot be: it is edited. So is a resumed answer: the streams an
+earlier worker left (its replica died) are known from the dedup store (``StreamLog``) and removed, so
+the answer is not shown twice. A workspace whose Slack lacks the methods is remembered
+(``Availability``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +23,7 @@ from bot.errors import SlackError
 from bot.gateway import SlackGateway
 from bot.jobs import Job, Source
 from bot.settings import Settings
+from bot.store.base import Deduplicator, StoreUnavailable
 from bot.texts import THINKING_TEXT
 from bot.view.base import AnswerView
 from bot.view.edit import EditView
@@ -39,9 +44,11 @@ class Views:
         settings: Settings,
         gateway: SlackGateway,
         on_stream: OnStream | None = None,
+        claims: Deduplicator | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
+        self.stream_log = StreamLog(claims) if claims is not None else None
         self.availability = Availability()
         self._on_stream = on_stream  # a native stream started (``Controls.streaming``)
 
@@ -51,6 +58,8 @@ class Views:
         assert job.placeholder_ts is not None
         if thread_ts is not None and await self._native(job):
             return self._native_view(job, prefix=prefix, shown_text=shown_text, thread_ts=thread_ts)
+        if job.resumed:
+            await self._remove_earlier_streams(job)
         return self._edit_view(
             job,
             placeholder_ts=job.placeholder_ts,
@@ -108,6 +117,7 @@ class Views:
             rollover_seconds=s.stream_rollover_seconds,
             reserved=request.id if s.transport == "auto" else None,
             on_stream=lambda ts, refused: self._stream_started(request.id, request.channel, ts, refused),
+            remember=None if self.stream_log is None else functools.partial(self.stream_log.add, request.id),
         )
 
     def _stream_started(self, request_id: str, channel: str, ts: str, refused: Callable[[str], None]) -> None:
@@ -129,6 +139,20 @@ class Views:
             **kw,
         )
 
+    async def _remove_earlier_streams(self, job: Job) -> None:
+        """A resumed answer: the native streams its earlier worker started are stopped (Slack would end
+        them in a few minutes, partial) and deleted; the answer is shown anew by edits."""
+        if self.stream_log is None:
+            return
+        request = job.request
+        for ts in await self.stream_log.left(request.id):
+            try:
+                with contextlib.suppress(SlackError):
+                    await self.gateway.streams.stop(team_id=request.team_id, channel=request.channel, ts=ts)
+                await self.gateway.delete_message(channel=request.channel, ts=ts)
+            except SlackError as err:
+                logger.warning("could not remove an earlier stream of request %s: %s", request.id, err.error)
+
     async def _earlier_continuations(self, job: Job, thread_ts: str | None) -> list[str]:
         """A resumed answer: the continuation messages its earlier worker posted (pieces 1, 2, …),
         so they are edited or removed instead of left in the thread beside a second copy."""
@@ -144,4 +168,27 @@ class Views:
         found: list[str] = []
         while len(found) + 1 in pieces:
             found.append(pieces[len(found) + 1])
+        return found
+
+
+class StreamLog:
+    """Every native stream of an answer, in the dedup store (shared by replicas): an answer resumed
+    after its replica died finds the streams that replica left."""
+
+    def __init__(self, claims: Deduplicator) -> None:
+        self._claims = claims
+
+    async def add(self, request_id: str, n: int, ts: str) -> None:
+        try:
+            await self._claims.claim(key=f"stream:{request_id}:{n}", value=ts)
+        except StoreUnavailable:
+            logger.warning("could not keep stream %s of request %s", ts, request_id)
+
+    async def left(self, request_id: str) -> list[str]:
+        found: list[str] = []
+        try:
+            while ts := await self._claims.claim(key=f"stream:{request_id}:{len(found)}", value=""):
+                found.append(ts)
+        except StoreUnavailable:
+            logger.warning("could not look for the earlier streams of request %s", request_id)
         return found

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 from bot.redis import connect
 from bot.view.markdown import neutralise
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
+from tests.procs import BotProcess
 from tests.redis_fixtures import redis_server  # noqa: F401
 from tests.redis_server import RedisServer
 from tests.test_e2e_native import answers, finished, has_feedback, shown
+from tests.test_e2e_queue import replicas  # noqa: F401
 
 FENCE_LINE = re.compile(r"^```[a-z]*\n", re.MULTILINE)
 
@@ -180,3 +183,22 @@ async def test_two_replicas_share_the_stream_budgets(
     edited = [c for c in texts if not slack.streams(c)]
     assert len(edited) == 5
     assert not [c for c in slack.calls if c.status == 429]
+
+
+async def test_a_native_answer_whose_replica_dies_is_shown_once(
+    slack: FakeSlack,
+    model: FakeOpenAI,
+    replicas: Callable[..., Awaitable[BotProcess]],  # noqa: F811
+) -> None:
+    procs = {name: await replicas(name, BOT_TRANSPORT="native") for name in ("a", "b")}
+    answer = " ".join(f"word{i}" for i in range(60))
+    model.script(Reply.text(answer, delay=0.05), Reply.text(answer, delay=0.01))
+    event = slack.mention_event("C1", "a long answer please")
+    await slack.send_event(procs["a"].url, event)
+    await model.wait_for(lambda: model.active_streams == 1 and len(model.requests) == 1, 10)
+    victim = procs[str(model.requests[0]["model"])]
+    await slack.wait_for(lambda: any("word3" in m.text for m in slack.streams("C1")), 10)
+    victim.kill()  # mid-stream: its stream stays live in Slack
+    await slack.wait_for(lambda: [m.text for m in answers(slack, "C1", event["ts"])] == [answer], 20)
+    (stream,) = slack.streams("C1")
+    assert stream.deleted  # the dead replica's partial stream is gone: the answer is shown once

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from bot.blocks import Button
@@ -55,6 +55,7 @@ class NativeView:
         rollover_seconds: float = 240.0,
         reserved: str | None = None,
         on_stream: Callable[[str, Callable[[str], None]], None] = lambda ts, refused: None,
+        remember: Callable[[int, str], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._gw = gateway
@@ -82,9 +83,12 @@ class NativeView:
             interval=interval,
             rollover_seconds=rollover_seconds,
             reserved=reserved,
-            on_stream=lambda ts: on_stream(ts, self._w.stop_refused),
+            on_stream=self._started,
             clock=clock,
         )
+        self._on_stream = on_stream  # told of every stream (Slack's stop control names them)
+        self._remember = remember  # keeps every stream's ts (an answer resumed elsewhere removes them)
+        self._started_count = 0
         self._task: asyncio.Task[None] | None = None
         self._edit: EditView | None = None  # the answer went on by edits
         self._forward_out = False  # the edit view shows ``out`` after the streams (not the raw answer)
@@ -160,6 +164,12 @@ class NativeView:
         added = self._text.advance(final=final)
         if added:
             self._edit.append(added)
+
+    async def _started(self, ts: str) -> None:
+        self._on_stream(ts, self._w.stop_refused)
+        if self._remember is not None:
+            await self._remember(self._started_count, ts)
+        self._started_count += 1
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> NativeView:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ class StreamWriter:
         interval: float,
         rollover_seconds: float,
         reserved: str | None,
-        on_stream: Callable[[str], None],
+        on_stream: Callable[[str], Awaitable[None]],
         clock: Callable[[], float],
     ) -> None:
         self._gw = gateway
@@ -159,7 +159,7 @@ class StreamWriter:
         self.streams.append(stream)
         self.cur = stream
         self._placed(stream, piece)
-        self.on_stream(ts)
+        await self.on_stream(ts)
         self.status.cleared_by_reply()
         await self.drop_placeholder()
 
