@@ -64,6 +64,9 @@ class SandboxProcess:
             # Two attempts: a flaky demo question is answered on its retry, a failing one fails both
             # (the sandbox tells the demo model how many the bot makes).
             "BOT_MAX_ATTEMPTS": "2",
+            # These tests follow edited answers (mrkdwn, the Stop button, Retry); the page's native
+            # streams are tested in test_sandbox_browser_streams.py.
+            "BOT_TRANSPORT": "edit",
         }
         self.lines: list[str] = []
         self._changed = threading.Condition()
