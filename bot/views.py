@@ -13,7 +13,6 @@ the answer is not shown twice. A workspace whose Slack lacks the methods is reme
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from bot.texts import THINKING_TEXT
 from bot.view.base import AnswerView
 from bot.view.edit import EditView
 from bot.view.native import NativeView
-from bot.view.native_parts import Availability, Fallback
+from bot.view.native_parts import Availability, Fallback, remove_streams
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +144,14 @@ class Views:
         if self.stream_log is None:
             return
         request = job.request
-        for ts in await self.stream_log.left(request.id):
-            try:
-                with contextlib.suppress(SlackError):
-                    await self.gateway.streams.stop(team_id=request.team_id, channel=request.channel, ts=ts)
-                await self.gateway.delete_message(channel=request.channel, ts=ts)
-            except SlackError as err:
-                logger.warning("could not remove an earlier stream of request %s: %s", request.id, err.error)
+        left = await self.stream_log.left(request.id)
+        await remove_streams(
+            self.gateway,
+            team_id=request.team_id,
+            channel=request.channel,
+            streams=left,
+            live=dict.fromkeys(left),  # stopping one that ended is refused, harmlessly
+        )
 
     async def _earlier_continuations(self, job: Job, thread_ts: str | None) -> list[str]:
         """A resumed answer: the continuation messages its earlier worker posted (pieces 1, 2, …),

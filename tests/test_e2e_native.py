@@ -238,3 +238,16 @@ async def test_slacks_stop_before_the_first_words_stops_the_answer(
     assert [m.text for m in replies] == [":black_square_for_stop: _Stopped by <@U_ALICE>._"]
     assert slack.thread_status("C1", event["ts"]) == ""  # no status left behind
     assert not slack.streams()
+
+
+async def test_a_start_whose_answer_was_lost_is_found_not_repeated(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_TRANSPORT="native")
+    slack.fail("chat.startStream", status=500, apply=True)  # it starts; its answer is lost
+    model.script(Reply.text("Shown once, streamed on.", delay=0.01))
+    event = slack.mention_event("C1", "q")
+    await slack.send_event(bot.url, event)
+    replies = await finished(slack, "C1", event["ts"])
+    assert [shown(m) for m in replies] == ["Shown once, streamed on."]
+    assert len(slack.streams("C1")) == 1 and has_feedback(replies[0])

@@ -5,6 +5,7 @@ status line (``StatusLine``), and the edit view an answer goes on with when it c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,3 +165,31 @@ class Fallback:
         return self.make(
             placeholder_ts=placeholder_ts, prefix="" if continuing else self.prefix, shown_text=shown
         )
+
+
+async def started_stream(gateway: SlackGateway, channel: str, thread_ts: str, text: str) -> str | None:
+    """The stream a start whose answer was lost began, if the thread shows one: the bot's live
+    stream with exactly ``text`` (a thread's answers run one at a time)."""
+    try:
+        messages = await gateway.thread_messages(channel=channel, thread_ts=thread_ts)
+    except SlackError:
+        return None
+    for message in reversed(messages):
+        if message.get("bot_id") and message.get("streaming_state") == "in_progress":
+            return str(message["ts"]) if message.get("text") == text else None
+    return None
+
+
+async def remove_streams(
+    gateway: SlackGateway, *, team_id: str, channel: str, streams: list[str], live: dict[str, str | None]
+) -> None:
+    """Delete streamed messages (an answer replaced, or resumed after its replica died); the live ones
+    (``live``: ts -> the reservation of their stop) are stopped first."""
+    for ts in streams:
+        try:
+            if ts in live:
+                with contextlib.suppress(SlackError):
+                    await gateway.streams.stop(team_id=team_id, channel=channel, ts=ts, answer_id=live[ts])
+            await gateway.delete_message(channel=channel, ts=ts)
+        except SlackError as err:
+            logger.warning("could not remove a streamed message: %s", err.error)

@@ -16,7 +16,7 @@ from bot.blocks import Button, actions_block, feedback_block
 from bot.errors import SlackError
 from bot.gateway import GaveWay, SlackGateway
 from bot.gateway.streams import Chunk, markdown_chunk
-from bot.view.native_parts import Availability, StatusLine
+from bot.view.native_parts import Availability, StatusLine, remove_streams, started_stream
 from bot.view.native_text import NativeText, Piece
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,15 @@ class StreamWriter:
             if self.availability.unavailable_error(err.error):
                 self.availability.lose_streams(self._team, err.error)
             logger.warning("chat.startStream failed: %s (request %s)", err.error, self._request_id)
-            raise GoOnByEdits(err.error) from None
+            # A lost answer may hide a stream that started: found in the thread, it goes on.
+            found = (
+                await started_stream(self._gw, self._channel, self._thread, piece.text)
+                if err.transient
+                else None
+            )
+            if found is None:
+                raise GoOnByEdits(err.error) from None
+            ts = found
         self.last_send = self.clock()
         stream = _Stream(ts=ts, started=self.clock(), answer_id=answer_id)
         self.streams.append(stream)
@@ -325,18 +333,12 @@ class StreamWriter:
     async def bury(self) -> None:
         """Remove the messages of a replaced answer (a live one is stopped first)."""
         doomed, self.doomed = self.doomed, []
+        live = {s.ts: s.answer_id for s in doomed if s.live}
         for stream in doomed:
-            try:
-                if stream.live:
-                    stream.live = False
-                    await self._gw.streams.stop(
-                        team_id=self._team, channel=self._channel, ts=stream.ts, answer_id=stream.answer_id
-                    )
-                await self._gw.delete_message(channel=self._channel, ts=stream.ts)
-            except SlackError as err:
-                logger.warning(
-                    "could not remove a replaced message: %s (request %s)", err.error, self._request_id
-                )
+            stream.live = False
+        await remove_streams(
+            self._gw, team_id=self._team, channel=self._channel, streams=[s.ts for s in doomed], live=live
+        )
 
 
 def card(title: str, status: str) -> Chunk:
