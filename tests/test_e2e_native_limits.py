@@ -202,3 +202,17 @@ async def test_a_native_answer_whose_replica_dies_is_shown_once(
     await slack.wait_for(lambda: [m.text for m in answers(slack, "C1", event["ts"])] == [answer], 20)
     (stream,) = slack.streams("C1")
     assert stream.deleted  # the dead replica's partial stream is gone: the answer is shown once
+
+
+async def test_an_append_whose_answer_was_lost_is_never_shown_twice(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_TRANSPORT="native", BOT_STREAM_APPEND_INTERVAL_SECONDS="0.05")
+    text = " ".join(f"w{i}" for i in range(60))
+    slack.fail("chat.appendStream", status=500, apply=True)  # the first append lands, its answer is lost
+    model.script(Reply.text(text, delay=0.01))
+    event = slack.mention_event("C1", "q")
+    await slack.send_event(bot.url, event)
+    replies = await finished(slack, "C1", event["ts"])
+    assert "".join(shown(m) for m in replies) == text  # each word once
+    assert has_feedback(replies[-1])
