@@ -216,3 +216,25 @@ async def test_an_append_whose_answer_was_lost_is_never_shown_twice(
     replies = await finished(slack, "C1", event["ts"])
     assert "".join(shown(m) for m in replies) == text  # each word once
     assert has_feedback(replies[-1])
+
+
+async def test_a_429_pauses_that_method_only(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_TRANSPORT="native", BOT_STREAM_APPEND_INTERVAL_SECONDS="0.05")
+    text = " ".join(f"w{i}" for i in range(80))
+    slack.fail("chat.appendStream", status=429, retry_after=1.0)
+    model.script(Reply.text(text, delay=0.02), Reply.text("Other answer.", delay=0.01))
+    event = slack.mention_event("C1", "q")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(lambda: any(c.status == 429 for c in slack.calls_to("chat.appendStream")), 10)
+    other = slack.mention_event("C2", "another")  # its start and stop are not held by the appends' pause
+    await slack.send_event(bot.url, other)
+    replies = await finished(slack, "C1", event["ts"])
+    assert "".join(shown(m) for m in replies) == text
+    assert [shown(m) for m in await finished(slack, "C2", other["ts"])] == ["Other answer."]
+    appends = slack.calls_to("chat.appendStream")
+    limited = next(c for c in appends if c.status == 429)
+    assert not [c for c in appends if limited.at < c.at < limited.at + 0.95]  # the pause held
+    starts = [c for c in slack.calls_to("chat.startStream") if c.args["channel"] == "C2"]
+    assert starts[0].at < limited.at + 0.9  # another method: not held by it
