@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.blocks import FEEDBACK_ACTION, RETRY_ACTION
-from tests.conftest import Bot, StartBot
+from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
 
@@ -162,10 +162,6 @@ async def test_a_failed_native_answer_gets_a_retry_button(
     first, again = answers(slack, "C1", event["ts"])
     assert shown(first) == failed and not first.blocks  # the text stays, the Retry button is gone
     assert shown(again) == "The answer, retried." and has_feedback(again)
-
-
-async def bot_with(start_bot: StartBot, **env: str) -> Bot:
-    return await start_bot(**env)
 
 
 async def test_slacks_stop_control_stops_the_answer_and_keeps_its_text(
