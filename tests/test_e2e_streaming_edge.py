@@ -11,7 +11,7 @@ from tests.test_e2e_buttons import bot_replies
 async def test_no_edit_shows_a_lone_marker_and_the_final_text_is_whole(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(BOT_EDIT_INTERVAL_SECONDS="0.05")
+    bot = await start_bot(BOT_EDIT_INTERVAL_SECONDS="0.05", BOT_EDIT_WINDOW_SECONDS="3")
     text = "*(Demo answer)* and **bold words arrive slowly** then [a link](https://example.com) end"
     model.script(Reply.text(text, delay=0.06))
     event = slack.mention_event("C1", "markdown please")
