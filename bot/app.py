@@ -24,7 +24,6 @@ from bot.gateway import Pacing, SlackGateway
 from bot.http_body import read_bounded, too_large
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
-from bot.llm import LLMClient
 from bot.metrics import Metrics
 from bot.model import build_model
 from bot.queue.memory import MemoryQueue
@@ -90,7 +89,7 @@ class Runtime:
         self.engine = Engine(
             settings=s,
             gateway=self.gateway,
-            llm=LLMClient.over(self.model),
+            model=self.model,
             queue=self.queue,
             store=self.backends.store,
             dedup=self.backends.dedup,
