@@ -29,6 +29,10 @@ HELP_TEXT = (
     "Reply in the thread to follow up: I remember the conversation of each thread."
 )
 ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
+INCOMPLETE_COMMAND_TEXT = (
+    "Your `/ask` arrived incomplete (Slack did not say which channel or person it came from), "
+    "so I can't answer it. Please try again."
+)
 FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
 INVITE_HINT = (
     "I'm not a member of this channel, so only you can see this answer. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -9,36 +10,46 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.blocks import RETRY_ACTION, STOP_ACTION
+from bot.payloads import ButtonPress, IncompletePayload, button_press
 from handlers.base import Intake
 
+logger = logging.getLogger(__name__)
 
-def _action_context(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(request id, user who pressed, channel, ts of the message with the button)."""
-    user = str((body.get("user") or {}).get("id") or "")
-    channel = str(
-        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-    )
-    message_ts = str(
-        (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts") or ""
-    )
-    return str(action.get("value") or ""), user, channel, message_ts
+
+def _press(
+    name: str, body: dict[str, Any], action: dict[str, Any], *, needs_message: bool
+) -> ButtonPress | None:
+    """The press, or ``None`` (and one log line) when the payload lacks what the button needs."""
+    try:
+        press = button_press(body, action)
+        if needs_message and press.message_ts is None:
+            raise IncompletePayload(["message ts"])
+    except IncompletePayload as err:
+        logger.warning("a %s press arrived without %s: ignored", name, err)
+        return None
+    return press
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
     @app.action(STOP_ACTION)
     async def on_stop(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        request_id, user, channel, _ = _action_context(body, action)
-        await intake.stop(request_id=request_id, user=user, channel=channel)
+        press = _press("Stop", body, action, needs_message=False)
+        if press is not None:
+            await intake.stop(request_id=press.request_id, user=press.user, channel=press.channel)
 
     @app.action(RETRY_ACTION)
     async def on_retry(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        request_id, user, channel, message_ts = _action_context(body, action)
-        blocks = list((body.get("message") or {}).get("blocks") or [])
-        await intake.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
-        )
+        press = _press("Retry", body, action, needs_message=True)
+        if press is not None and press.message_ts is not None:
+            await intake.retry(
+                request_id=press.request_id,
+                user=press.user,
+                channel=press.channel,
+                message_ts=press.message_ts,
+                blocks=press.blocks,
+            )
 
     @app.action(re.compile(r".*"))
     async def on_other_action(ack: AsyncAck) -> None:
