@@ -6,6 +6,7 @@ They decide which events deserve an answer and turn those into ``Request`` objec
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,15 @@ from bot.jobs import Request, Source
 
 # Subtypes of a `message` event that are still a person writing to us.
 USER_MESSAGE_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+# Characters that show nothing on their own: controls and format characters (Unicode categories Cc and
+# Cf: zero-width space, joiners, BOM, bidi marks, embeddings, overrides and isolates, word joiner, soft
+# hyphen, tag characters), separators, and the few letters and marks drawn blank (Hangul fillers, the
+# braille blank, the combining grapheme joiner, variation selectors).
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_BLANK_CHARACTERS = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0") | frozenset(
+    map(chr, [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+)
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -73,6 +83,18 @@ def strip_bot_mention(text: str, bot_user_id: str | None) -> str:
     return re.sub(r"[ \t]{2,}", " ", _MENTION.sub(replace, text)).strip()
 
 
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, whitespace, or only invisible characters."""
+    return all(ch in _BLANK_CHARACTERS or unicodedata.category(ch) in _BLANK_CATEGORIES for ch in text)
+
+
+def question_text(text: str) -> str:
+    """The question as the model reads it: Slack's escapes undone, stripped; ``""`` (help, not a
+    model call) when nothing in it is visible."""
+    text = slack_unescape(text).strip()
+    return "" if is_blank(text) else text
+
+
 def slack_unescape(text: str) -> str:
     """Slack escapes ``&``, ``<`` and ``>`` in message text; the model should read the characters."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -96,7 +118,7 @@ def request_from_event(
         team_id=team_id,
         channel=channel,
         user=user,
-        text=slack_unescape(strip_bot_mention(str(event.get("text") or ""), bot_user_id)),
+        text=question_text(strip_bot_mention(str(event.get("text") or ""), bot_user_id)),
         ts=ts,
         thread_ts=thread[0] if thread else ts,
         has_files=has_files(event),
@@ -112,7 +134,7 @@ def request_from_command(command: Mapping[str, Any]) -> Request:
         team_id=str(command.get("team_id") or ""),
         channel=channel,
         user=user,
-        text=slack_unescape(str(command.get("text") or "").strip()),
+        text=question_text(str(command.get("text") or "")),
         response_url=_text(command.get("response_url")),
     )
 

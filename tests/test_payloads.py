@@ -185,3 +185,33 @@ def test_a_button_press_without_its_fields_names_them(
 )
 def test_reacted_message(item: object, expected: tuple[str, str] | None) -> None:
     assert reacted_message({"type": "reaction_added", "item": item}) == expected
+
+
+INVISIBLE = [
+    "\u200b",  # zero-width space
+    "\u200d\u200c",  # zero-width joiner, non-joiner
+    "\ufeff",  # byte order mark
+    "\u200e\u200f",  # left-to-right, right-to-left marks
+    "\u202e\u202c",  # right-to-left override, pop directional formatting
+    "\u2066\u2069\u2060\u00ad",  # isolate, pop isolate, word joiner, soft hyphen
+    "\U000e0041\U000e007f",  # tag characters
+    "\u3164\u2800\ufe0f",  # Hangul filler, braille blank, a variation selector
+    " \t\n\u00a0\u3000\u2028",  # whitespace of every kind
+]
+
+
+@pytest.mark.parametrize("text", [*INVISIBLE, "".join(INVISIBLE), ""])
+def test_a_question_of_invisible_characters_is_empty(text: str) -> None:
+    event = {**MENTION, "text": f"<@UBOT> {text} "}
+    assert (
+        request_from_event(event, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None).text
+        == ""
+    )
+    assert request_from_command({"channel_id": "C1", "user_id": "U1", "text": text}).text == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["?", "a\u200bb", "\u200bhi", "👍", "👩\u200d💻", "\u0301", "ـ", "\ue000", "&lt;", "。"]
+)
+def test_anything_visible_is_a_question(text: str) -> None:
+    assert request_from_command({"channel_id": "C1", "user_id": "U1", "text": text}).text != ""
