@@ -183,3 +183,24 @@ async def test_a_slash_command_that_says_payload_is_answered(
     await slack.wait_for(
         lambda: any("A payload is the data carried." in m.text for m in slack.messages.values()), 10
     )
+
+
+async def test_slacks_url_check_is_answered(slack: FakeSlack, bot: Bot) -> None:
+    raw = json.dumps({"token": "t", "challenge": "c-123", "type": "url_verification"}).encode()
+    status, text = await post_signed(slack, bot.url, raw)
+    assert status == 200 and json.loads(text)["challenge"] == "c-123"
+
+
+async def test_while_stopping_only_signed_requests_are_answered(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    bot.runtime.refusing_intake = True  # as Runtime.stop sets it with an in-memory queue
+    command = form(**slack.command_payload(text="hi"))
+    status, text = await post_signed(slack, bot.url, command, FORM)
+    assert status == 200 and "restarting" in text  # Slack does not retry a command: the asker is told
+    now = str(int(time.time()))
+    assert (await post(bot.url, command, FORM, timestamp=now, signature="v0=" + "0" * 64))[0] == 401
+    event = json.dumps(slack.event_callback(slack.mention_event("C1", "hi"))).encode()
+    assert (await post_signed(slack, bot.url, event))[0] == 503  # Slack retries an event
+    assert (await post_signed(slack, bot.url, b"{bad"))[0] == 400
+    assert not model.requests and not slack.calls_to("chat.postMessage")
