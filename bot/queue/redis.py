@@ -21,6 +21,7 @@ Keys (``P`` is the prefix, ``threadline:`` by default; ``Q`` a queue key ``team:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -228,15 +229,17 @@ return 1
 """
 )
 
-# ARGV: prefix, id, worker, tries -> 1 handed back | 0 lease not held
+# ARGV: prefix, id, worker, tries, unclaim -> 1 handed back | 0 lease not held
+# unclaim = '1': the claim never reached its worker (cancelled): the try it counted is taken back.
 _RELEASE = (
     _PRELUDE
     + """
-local id, worker, tries = ARGV[2], ARGV[3], ARGV[4]
+local id, worker, tries, unclaim = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if not holds(id, worker, tries, nowmilliseconds()) then return 0 end
 local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key')
 unlease(id, f[1], f[2])
 redis.call('HSET', jkey(id), 'status', 'queued', 'worker', '')
+if unclaim == '1' then redis.call('HINCRBY', jkey(id), 'tries', -1) end
 redis.call('LPUSH', lkey(f[1]), id)
 fix_ready(f[1])
 wake(1)
@@ -256,6 +259,12 @@ end
 return out
 """
 )
+
+
+def _read_outcome(call: asyncio.Future[Any]) -> None:
+    """Read a finished claim's outcome nobody awaits any more (its exception is not an error)."""
+    if not call.cancelled():
+        call.exception()
 
 
 def _job_from_hash(flat: list[Any]) -> Job:
@@ -321,11 +330,10 @@ class RedisQueue:
     async def claim(self, *, worker: str, timeout: float) -> Job | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         while True:
-            with unavailable_as(QueueUnavailable):
-                found, payload = await self._claim(
-                    args=[self.prefix, worker, self._lease_ms, self.channel_concurrency]
-                )
+            found, payload = await self._claim_or_give_back(worker)
             if found:
                 return _job_from_hash(payload)
             remaining = deadline - loop.time()
@@ -335,7 +343,38 @@ class RedisQueue:
             if int(payload) >= 0:  # wake up when the next lease lapses, to reap it
                 wait = min(wait, int(payload) / 1000 + 0.002)
             with unavailable_as(QueueUnavailable):
-                await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
+                token = await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
+            if task is not None and task.cancelling() > cancels:
+                # On Python 3.11 redis-py's write (asyncio.wait_for) can swallow a cancellation:
+                # honour it here, and leave the wake-up token for another claim.
+                if token is not None:
+                    await asyncio.shield(self._redis.lpush(wake_key(self.prefix), "1"))
+                raise asyncio.CancelledError
+
+    async def _claim_or_give_back(self, worker: str) -> list[Any]:
+        """Run the claim script to its end even if the caller is cancelled meanwhile: a job it
+        leased then goes back to the front of its line untouched (else the job would wait for
+        its lease to lapse, holding its channel, and come back counted as a second try)."""
+        call = asyncio.ensure_future(self._run_claim(worker))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            with contextlib.suppress(QueueUnavailable):
+                found, payload = await asyncio.shield(call)
+                if found:
+                    job = _job_from_hash(payload)
+                    await asyncio.shield(self._give_back(job, unclaim=True))
+            raise
+        finally:
+            if not call.done():  # cancelled twice: the job's lease will lapse; read the outcome
+                call.add_done_callback(_read_outcome)
+
+    async def _run_claim(self, worker: str) -> list[Any]:
+        with unavailable_as(QueueUnavailable):
+            outcome: list[Any] = await self._claim(
+                args=[self.prefix, worker, self._lease_ms, self.channel_concurrency]
+            )
+        return outcome
 
     async def heartbeat(self, *, job: Job) -> bool:
         with unavailable_as(QueueUnavailable):
@@ -350,8 +389,11 @@ class RedisQueue:
         return bool(done)
 
     async def release(self, *, job: Job) -> None:
+        await self._give_back(job, unclaim=False)
+
+    async def _give_back(self, job: Job, *, unclaim: bool) -> None:
         with unavailable_as(QueueUnavailable):
-            await self._release(args=[self.prefix, job.id, job.worker or "", job.tries])
+            await self._release(args=[self.prefix, job.id, job.worker or "", job.tries, int(unclaim)])
 
     async def waiting(self, *, queue_key: str) -> list[Job]:
         with unavailable_as(QueueUnavailable):
