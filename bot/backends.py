@@ -77,7 +77,11 @@ def build(settings: Settings) -> Backends:
     local_pacer = MemoryEditBudget(limit=s.posts_per_channel_burst, window=burst_window, reserve_fraction=0)
     if not s.redis_url:
         return Backends(
-            queue=MemoryQueue(channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds),
+            queue=MemoryQueue(
+                channel_concurrency=s.channel_concurrency,
+                lease_seconds=s.lease_seconds,
+                max_total=s.max_queued_total,
+            ),
             store=MemoryConversationStore(ttl_seconds=s.conversation_ttl_seconds),
             dedup=MemoryDeduplicator(ttl_seconds=s.dedup_ttl_seconds),
             budget=local_budget,
@@ -91,7 +95,12 @@ def build(settings: Settings) -> Backends:
 
     redis = connect(s.redis_url)
     return Backends(
-        queue=RedisQueue(redis, channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds),
+        queue=RedisQueue(
+            redis,
+            channel_concurrency=s.channel_concurrency,
+            lease_seconds=s.lease_seconds,
+            max_total=s.max_queued_total,
+        ),
         store=RedisConversationStore(redis, ttl_seconds=s.conversation_ttl_seconds),
         dedup=RedisDeduplicator(redis, ttl_seconds=s.dedup_ttl_seconds),
         budget=ResilientBudget(

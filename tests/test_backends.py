@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from bot.context import Turn
 from bot.jobs import Job, JobStatus, Request, Source
-from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
+from bot.queue.base import JobQueue, QueueAtCapacity, QueueFull, QueueUnavailable
 from bot.queue.memory import MemoryQueue
 from bot.queue.redis import RedisQueue
 from bot.ratelimit.base import EditBudget, Priority
@@ -195,6 +195,69 @@ class TestQueueContract:
         assert claimed is not None and claimed.id == first.id
         assert await queue.enqueue(job=first, max_waiting=5) == 1  # in progress: not queued again
         assert [job.id for job in await queue.waiting(queue_key="T1:C1")] == [second.id]
+
+    async def test_the_total_bound_refuses_a_new_job_in_any_channel(self, backend: Backend) -> None:
+        """Issue 14 item 9: at most ``max_total`` jobs wait across all channels."""
+        queue = backend.queue(max_total=3)
+        first = [make_job(f"C{n}") for n in range(3)]
+        for job in first:
+            assert await queue.enqueue(job=job, max_waiting=5) == 0
+        extra = make_job("C9")
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=extra, max_waiting=5)
+        assert issubclass(QueueAtCapacity, QueueFull)  # a caller answering "busy" answers this too
+        assert await queue.waiting(queue_key="T1:C9") == [] and await queue.ahead(queue_key="T1:C9") == 0
+        assert await queue.enqueue(job=first[1], max_waiting=5) == 0  # idempotent, even when full
+        with pytest.raises(QueueFull) as info:  # the channel's own bound still comes first
+            await queue.enqueue(job=make_job("C0"), max_waiting=1)
+        assert type(info.value) is QueueFull
+        claimed = await queue.claim(worker="w", timeout=0)
+        assert claimed is not None and claimed.id == first[0].id
+        assert await queue.enqueue(job=extra, max_waiting=5) == 0  # a job in progress is not waiting
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=make_job("C8"), max_waiting=5)
+        assert await queue.complete(job=claimed)
+        assert sorted(await drain(queue)) == sorted([first[1].id, first[2].id, extra.id])
+        assert await queue.enqueue(job=make_job("C8"), max_waiting=5) == 0  # all room is back
+
+    async def test_a_released_job_is_never_refused(self, backend: Backend) -> None:
+        """A job handed back goes back to its line even when the total is reached: the bound
+        refuses new questions, never one already accepted."""
+        queue = backend.queue(max_total=2)
+        a, b, c = make_job("C1"), make_job("C2"), make_job("C3")
+        await queue.enqueue(job=a, max_waiting=5)
+        held = await queue.claim(worker="w", timeout=0)
+        assert held is not None and held.id == a.id
+        await queue.enqueue(job=b, max_waiting=5)
+        await queue.enqueue(job=c, max_waiting=5)  # two waiting: the bound
+        await queue.release(job=held)  # three waiting now
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=make_job("C4"), max_waiting=5)
+        assert await drain(queue) == [a.id, b.id, c.id]
+
+    async def test_a_lapsed_job_is_never_refused(self, backend: Backend) -> None:
+        queue = backend.queue(max_total=1, lease_seconds=0.3)
+        a, b = make_job("C1"), make_job("C1")
+        await queue.enqueue(job=a, max_waiting=5)
+        dead = await queue.claim(worker="dead", timeout=0)
+        assert dead is not None
+        await queue.enqueue(job=b, max_waiting=5)  # one waiting: the bound
+        resumed = await queue.claim(worker="alive", timeout=3.0)
+        assert resumed is not None and resumed.id == a.id and resumed.resumed
+        assert [job.id for job in await queue.waiting(queue_key="T1:C1")] == [b.id]
+        assert await queue.complete(job=resumed)
+        assert await drain(queue) == [b.id]
+
+    async def test_the_total_bound_holds_under_concurrent_enqueues(self, backend: Backend) -> None:
+        queue = backend.queue(max_total=10)
+        jobs = [make_job(f"C{n}") for n in range(40)]
+        outcomes = await asyncio.gather(
+            *(queue.enqueue(job=job, max_waiting=5) for job in jobs), return_exceptions=True
+        )
+        assert sum(1 for o in outcomes if o == 0) == 10
+        assert sum(1 for o in outcomes if isinstance(o, QueueAtCapacity)) == 30
+        accepted = {job.id for job, o in zip(jobs, outcomes, strict=True) if o == 0}
+        assert set(await drain(queue)) == accepted
 
     async def test_channel_concurrency_one(self, backend: Backend) -> None:
         queue = backend.queue(channel_concurrency=1)

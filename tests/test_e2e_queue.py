@@ -94,6 +94,24 @@ async def test_a_full_channel_says_busy_and_queues_nothing(
     assert len(model.requests) == 3  # the fourth was never queued
 
 
+async def test_the_total_bound_says_busy_in_any_channel(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    """Issue 14 item 9: with BOT_MAX_QUEUED_TOTAL=2 and one answer at a time, a question in a fourth
+    channel, while one is answered and two wait, is refused with the busy reply and never queued."""
+    bot = await backend_bot(BOT_MAX_QUEUED_TOTAL="2", BOT_MAX_CONCURRENCY="1")
+    model.script(Reply.text("slow " * 30, delay=0.03), Reply.text("a"), Reply.text("b"))
+    events = [slack.mention_event(f"C{i}", f"q{i}") for i in range(4)]
+    for event in events[:3]:
+        await slack.send_event(bot.url, event)
+        await slack.wait_for(lambda e=event: bool(bot_replies(slack, e["channel"], e["ts"])), 10)
+    await model.wait_for(lambda: model.active_streams == 1, 10)
+    await slack.send_event(bot.url, events[3])
+    await slack.wait_for(lambda: answered(slack, "C3", events[3]["ts"], BUSY_TEXT), 10)
+    await slack.wait_for(lambda: answered(slack, "C2", events[2]["ts"], "b"), 15)
+    assert len(model.requests) == 3  # the fourth was never queued
+
+
 async def test_unrelated_threads_may_run_together_but_one_thread_stays_in_order(
     slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
 ) -> None:
