@@ -485,3 +485,10 @@ async def test_kill_9_mid_answer_keeps_the_channel_in_order(
         await slack.wait_for(lambda e=event, i=i: answered(slack, "C1", e["ts"], f"answer {i}"), 20)
     questions = [str(r["messages"][-1]["content"]).split(": ", 1)[1] for r in model.requests]
     assert questions == ["question 0", "question 0", "question 1", "question 2", "question 3"]
+    # the answers landed in channel order: each final text after the previous one's
+    finals = [long_answer, *(f"answer {i}" for i in range(1, 4))]
+    landed = [
+        min(edit.at for m in bot_replies(slack, "C1", e["ts"]) for edit in m.edits if edit.text == text)
+        for e, text in zip(events, finals, strict=True)
+    ]
+    assert landed == sorted(landed), landed
