@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.texts import BUSY_TEXT
+from bot.texts import BOT_BUSY_TEXT, BUSY_TEXT
 from tests.conftest import Bot, StartBot, bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -107,7 +107,7 @@ async def test_the_total_bound_says_busy_in_any_channel(
         await slack.wait_for(lambda e=event: bool(bot_replies(slack, e["channel"], e["ts"])), 10)
     await model.wait_for(lambda: model.active_streams == 1, 10)
     await slack.send_event(bot.url, events[3])
-    await slack.wait_for(lambda: answered(slack, "C3", events[3]["ts"], BUSY_TEXT), 10)
+    await slack.wait_for(lambda: answered(slack, "C3", events[3]["ts"], BOT_BUSY_TEXT), 10)
     await slack.wait_for(lambda: answered(slack, "C2", events[2]["ts"], "b"), 15)
     assert len(model.requests) == 3  # the fourth was never queued
 
