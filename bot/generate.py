@@ -87,33 +87,37 @@ class Generator:
     async def _answer(self, prompt: Prompt, view: AnswerView, stats: AnswerStats | None) -> str | None:
         """One model call (its retries included); returns the server's finish reason."""
         produced = 0
-        retrying = False
+        retrying = False  # a retry is shown and its attempt has not written yet
         finish: str | None = None
-        async for event in self.model.answer(prompt.messages):
-            if isinstance(event, Delta):
-                if retrying:
-                    view.progress("", done=True)
-                    retrying = False
-                if stats is not None:
-                    stats.token()
-                produced += len(event.text)
-                view.append(event.text)
-            elif isinstance(event, Retrying):
-                self.metrics.model_error(event.error)
-                view.replace("")  # a retried stream replaces the partial text, never appends
-                view.progress(retrying_status(event.attempt, event.attempts), done=False)
-                retrying = True
-                produced = 0
-            elif isinstance(event, Finished):
-                finish = event.finish_reason
-                if stats is not None:
-                    usage = None
-                    if event.prompt_tokens is not None or event.completion_tokens is not None:
-                        usage = {
-                            "prompt_tokens": event.prompt_tokens or 0,
-                            "completion_tokens": event.completion_tokens or 0,
-                        }
-                    stats.usage(usage, prompt.messages, produced)
-        if retrying:
-            view.progress("", done=True)
+        try:
+            async for event in self.model.answer(prompt.messages):
+                if isinstance(event, Delta):
+                    if retrying:
+                        # The new attempt writes: it replaces the partial text, never appends.
+                        view.replace("")
+                        view.progress("", done=True)
+                        retrying = False
+                    if stats is not None:
+                        stats.token()
+                    produced += len(event.text)
+                    view.append(event.text)
+                elif isinstance(event, Retrying):
+                    self.metrics.model_error(event.error)
+                    view.progress(retrying_status(event.attempt, event.attempts), done=False)
+                    retrying = True
+                    produced = 0
+                elif isinstance(event, Finished):
+                    finish = event.finish_reason
+                    if stats is not None:
+                        usage = None
+                        if event.prompt_tokens is not None or event.completion_tokens is not None:
+                            usage = {
+                                "prompt_tokens": event.prompt_tokens or 0,
+                                "completion_tokens": event.completion_tokens or 0,
+                            }
+                        stats.usage(usage, prompt.messages, produced)
+        finally:
+            if retrying:  # the last attempt wrote nothing: nothing of the failed one stays
+                view.replace("")
+                view.progress("", done=True)
         return finish

@@ -618,8 +618,12 @@ def venv_copy(target: Path) -> Path:
     for entry in Path(sys.prefix).iterdir():
         if not entry.name.startswith(".installed-"):
             (venv / entry.name).symlink_to(entry)
-    digest = hashlib.sha1((target / "pyproject.toml").read_bytes()).hexdigest()[:12]
-    (venv / f".installed-{digest}").touch()
+    # As scripts/bootstrap.sh stamps it: the hash of pyproject.toml and the two lock files.
+    locked = b"".join(
+        (target / n).read_bytes() for n in ("pyproject.toml", "constraints.txt", "constraints-dev.txt")
+    )
+    digest = hashlib.sha1(locked).hexdigest()[:12]
+    (venv / f".installed-dev-{digest}").touch()
     return venv
 
 
@@ -632,7 +636,8 @@ async def test_run_script_without_slack_credentials_starts_the_sandbox(
     checkout.mkdir()
     for name in ("scripts", "bot", "handlers", "sandbox"):
         shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    for name in ("pyproject.toml", "constraints.txt", "constraints-dev.txt"):
+        shutil.copy2(ROOT / name, checkout / name)
     venv = venv_copy(checkout)
     before = sorted(p.name for p in venv.iterdir())
     port = free_port()
