@@ -30,10 +30,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.demo_model import ANSWER_END, DEMO_LABEL, LONG_ANSWER_END, DemoModel, demo_answer
 from sandbox.fake_openai import FakeOpenAI, Reply
+from sandbox.ports import free_port
 from sandbox.runner import (
     Sandbox,
     bot_attempts,
-    free_port,
     is_placeholder,
     model_configured,
     slack_configured,
