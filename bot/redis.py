@@ -22,6 +22,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import ThreadlineError
 
+KEY_PREFIX = "threadline:"
+"""What every Threadline key starts with, unless a backend is given another ``prefix``."""
+
+
+def key(prefix: str, kind: str, *parts: str) -> str:
+    """The one way a Redis key is named: ``{prefix}{kind}``, then ``:{part}`` for each part
+    (``key("threadline:", "conv", team, channel, ts)`` → ``threadline:conv:T1:C1:1.2``). docs/redis.md
+    lists every kind."""
+    return prefix + ":".join((kind, *parts))
+
+
 # Blocking reads (BLPOP in the queue) must stay under the socket timeout: see RedisQueue.claim.
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0

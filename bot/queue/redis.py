@@ -28,38 +28,39 @@ import redis.asyncio as aioredis
 
 from bot.jobs import Job
 from bot.queue.base import QueueFull, QueueUnavailable
-from bot.redis import unavailable_as
+from bot.redis import KEY_PREFIX, unavailable_as
+from bot.redis import key as redis_key
 
-DEFAULT_PREFIX = "threadline:"
+DEFAULT_PREFIX = KEY_PREFIX
 WAKE_TOKENS = 8  # the wake-up list is trimmed to this many tokens
 
 
 def job_key(prefix: str, job_id: str) -> str:
-    return f"{prefix}job:{job_id}"
+    return redis_key(prefix, "job", job_id)
 
 
 def line_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}line:{queue_key}"
+    return redis_key(prefix, "line", queue_key)
 
 
 def inflight_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}inflight:{queue_key}"
+    return redis_key(prefix, "inflight", queue_key)
 
 
 def threads_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}threads:{queue_key}"
+    return redis_key(prefix, "threads", queue_key)
 
 
 def ready_key(prefix: str) -> str:
-    return f"{prefix}ready"
+    return redis_key(prefix, "ready")
 
 
 def leases_key(prefix: str) -> str:
-    return f"{prefix}leases"
+    return redis_key(prefix, "leases")
 
 
 def wake_key(prefix: str) -> str:
-    return f"{prefix}wake"
+    return redis_key(prefix, "wake")
 
 
 # Shared by every script. ARGV[1] is the prefix; the key helpers mirror the Python ones above.

@@ -29,22 +29,23 @@ import secrets
 import redis.asyncio as aioredis
 
 from bot.ratelimit.base import Priority
-from bot.redis import unavailable_as
+from bot.redis import KEY_PREFIX, unavailable_as
+from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
-DEFAULT_PREFIX = "threadline:"
+DEFAULT_PREFIX = KEY_PREFIX
 
 
 def edits_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}edits:{team_id}"
+    return redis_key(prefix, "edits", team_id)
 
 
 def pause_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}pause:{team_id}"
+    return redis_key(prefix, "pause", team_id)
 
 
 def live_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}live:{team_id}"
+    return redis_key(prefix, "live", team_id)
 
 
 # A live answer that is never closed (its replica died) stops counting after this long.
