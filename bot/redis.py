@@ -33,6 +33,16 @@ def key(prefix: str, kind: str, *parts: str) -> str:
     return prefix + ":".join((kind, *parts))
 
 
+LUA_NOW_MS = """
+local function now_ms()  -- Redis' clock (TIME), in milliseconds to the microsecond
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+"""
+"""The one way the Lua scripts read the time: prepend it, call ``now_ms()`` (``math.floor`` of it
+where whole milliseconds are stored). Redis' clock, so replicas with skewed clocks agree."""
+
+
 # Blocking reads (BLPOP in the queue) must stay under the socket timeout: see RedisQueue.claim.
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0

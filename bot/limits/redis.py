@@ -23,16 +23,17 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from bot.redis import KEY_PREFIX, milliseconds, unavailable_as
+from bot.redis import KEY_PREFIX, LUA_NOW_MS, milliseconds, unavailable_as
 from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
 DEFAULT_PREFIX = KEY_PREFIX
 
 # KEYS: log; ARGV: window (ms), limit, member -> 0 counted | ms until an event would be allowed
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_TAKE = (
+    LUA_NOW_MS
+    + """
+local now = math.floor(now_ms())
 local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
@@ -44,6 +45,7 @@ end
 local blocker = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
 return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
 """
+)
 
 # KEYS: counter; ARGV: amount, ttl (ms) -> the new total
 _ADD = """

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from bot.jobs import Job
 from bot.queue.base import QueueFull, QueueUnavailable
-from bot.redis import KEY_PREFIX, unavailable_as
+from bot.redis import KEY_PREFIX, LUA_NOW_MS, unavailable_as
 from bot.redis import key as redis_key
 
 DEFAULT_PREFIX = KEY_PREFIX
@@ -74,10 +74,8 @@ local function lkey(qk) return P .. 'line:' .. qk end
 local function ikey(qk) return P .. 'inflight:' .. qk end
 local function tkey(qk) return P .. 'threads:' .. qk end
 
-local function nowmilliseconds()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+{LUA_NOW_MS}
+local function nowmilliseconds() return math.floor(now_ms()) end
 
 -- The ready zset holds a channel iff its line is not empty, scored by its head's enqueue time.
 local function fix_ready(qk)

@@ -29,7 +29,7 @@ import secrets
 import redis.asyncio as aioredis
 
 from bot.ratelimit.base import Priority
-from bot.redis import KEY_PREFIX, unavailable_as
+from bot.redis import KEY_PREFIX, LUA_NOW_MS, unavailable_as
 from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
@@ -54,9 +54,10 @@ LIVE_TTL_MS = 10 * 60 * 1000
 
 # KEYS: edits, pause, live; ARGV: window (ms), ceiling, member, limit, final (1|0), answer id or ''
 # -> 0 granted | ms to wait before trying again
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_TAKE = (
+    LUA_NOW_MS
+    + """
+local now = now_ms()
 local window, ceiling, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused end
@@ -81,19 +82,21 @@ local blocker = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
 if blocker[2] == nil then return 1 end
 return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
 """
+)
 
 # KEYS: live; ARGV: answer id, 1 (alive) | 0, ms to keep it -> 1
-_LIVE = """
+_LIVE = (
+    LUA_NOW_MS
+    + """
 if ARGV[2] == '1' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[3]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1
 """
+)
 
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
 _PAUSE = """
