@@ -2,13 +2,20 @@
 
     python -m bench.run [--scenario NAME[,NAME…]|all] [--quick] [--markdown]
                         [--conversations N] [--channels M] [--words W] [--word-delay S]
-                        [--edit-interval S] [--max-concurrency N] [--profile DIR] [--log-dir DIR]
+                        [--edit-interval S] [--max-concurrency N] [--transport auto|native|edit]
+                        [--profile DIR] [--log-dir DIR]
 
 The bot runs as a subprocess (``python -m bot``, HTTP mode), so the CPU time and peak RSS reported are
 the bot's own (``/proc/<pid>/stat`` and ``/proc/<pid>/status``); the fake Slack and the fake OpenAI run
 in this process. Every time is measured on ``time.monotonic()`` in this process, from the fakes' own
-records: when the mention was sent, when the placeholder was posted, when a post or an edit first
-carried the answer's first word, when the thread's bot messages first equalled the expected final text.
+records: when the mention was sent, when the placeholder was posted, when a post, an edit or a native
+stream first carried the answer's first word, when the thread's bot messages first equalled the expected
+final text (with no native stream of the answer still open).
+
+A strict scenario applies every Slack limit the bot meets in the fake: ``chat.update`` 50, the stream
+methods 20 / 100 / 20 (start / append / stop), ``reactions.add``/``remove`` 50 each, in any window;
+``chat.postMessage`` 3 in any 3 s per channel (about one a second, short bursts allowed); the thread
+status once a second per thread.
 
 Nothing here is a test with a time limit to pass: it prints a table and which targets were met.
 """
@@ -29,7 +36,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -52,11 +59,15 @@ LIFTED_BUDGET = 1_000_000  # BOT_EDITS_PER_MINUTE when the limit is lifted: neve
 SETTLE_SECONDS = 0.5  # after the last final text: let trailing calls (reactions) land before sampling CPU
 BOT_START_TIMEOUT = 30.0
 BOT_STOP_TIMEOUT = 15.0
-HEADLINE = "channels50"
+HEADLINE = "channels50"  # at default settings (BOT_TRANSPORT=auto: native streams beside edits)
+HEADLINE_EDIT = "channels50edit"  # the same with BOT_TRANSPORT=edit: the reference
 
 # Targets of issue 5.
 TARGET_RATIO = 1.2  # all finished within 1.2 x the floor the limit allows
 TARGET_FIRST_WORDS_P50 = 2.0  # seconds
+# Targets of the native-surface issue, for the headline at defaults.
+TARGET_NATIVE_SECONDS = 10.0  # all finished
+TARGET_NATIVE_FIRST_WORDS_P50 = 1.0
 TARGET_RSS_MB = 300.0  # 1,000 concurrent streams in one process
 TARGET_CPU_US_PER_CHUNK = 100.0
 TARGET_REPLICA_RATIO = 1.8  # "two replicas handle twice the channels of one", within 10 %
@@ -83,6 +94,9 @@ class Scenario:
     redis: bool = False
     floor: bool = False  # report the total time as a ratio to the edit budget's floor
     timeout: float = 300.0  # the scenario stops by itself after this many seconds
+    transport: str = "auto"  # BOT_TRANSPORT
+    stream_limits: tuple[int, int, int] = (20, 100, 20)  # the fake's start / append / stop per window
+    reactions_limit: int = 50  # the fake's reactions.add and reactions.remove per window (strict)
 
     @property
     def budget(self) -> int:
@@ -97,11 +111,17 @@ class Scenario:
         replicas = (
             f", {self.replicas} replica{'s' if self.replicas > 1 else ''} + Redis" if self.redis else ""
         )
+        if self.strict:
+            start, append, stop = self.stream_limits
+            limit += (
+                f", streams {start}/{append}/{stop} (start/append/stop), reactions {self.reactions_limit}, "
+                "posts 3 per 3 s per channel"
+            )
         return (
             f"{self.conversations} answer{'s' if self.conversations > 1 else ''} in {self.channels} "
             f"channel{'s' if self.channels > 1 else ''}, "
             f"{self.words} words @ {self.word_delay * 1000:g} ms, {limit}, "
-            f"BOT_MAX_CONCURRENCY={self.max_concurrency}{replicas}"
+            f"BOT_MAX_CONCURRENCY={self.max_concurrency}, BOT_TRANSPORT={self.transport}{replicas}"
         )
 
 
@@ -117,7 +137,16 @@ def edit_floor(sc: Scenario) -> float:
 def all_scenarios(*, quick: bool) -> list[Scenario]:
     full = [
         Scenario(name="one", title="1 answer", conversations=1, channels=1, timeout=60),
-        Scenario(name=HEADLINE, title="50 channels", conversations=50, channels=50, floor=True, timeout=240),
+        Scenario(name=HEADLINE, title="50 channels", conversations=50, channels=50, timeout=240),
+        Scenario(
+            name=HEADLINE_EDIT,
+            title="50 channels, edits only",
+            conversations=50,
+            channels=50,
+            floor=True,
+            transport="edit",
+            timeout=240,
+        ),
         Scenario(
             name="channels500",
             title="500 channels",
@@ -171,6 +200,7 @@ def all_scenarios(*, quick: bool) -> list[Scenario]:
     small: dict[str, dict[str, Any]] = {
         "one": {"words": 20, "word_delay": 0.01, "timeout": 30},
         HEADLINE: {"conversations": 10, "channels": 10, "words": 20, "word_delay": 0.02, "timeout": 60},
+        HEADLINE_EDIT: {"conversations": 10, "channels": 10, "words": 20, "word_delay": 0.02, "timeout": 60},
         "channels500": {"conversations": 50, "channels": 50, "words": 20, "word_delay": 0.02, "timeout": 60},
         "queue20": {"conversations": 5, "words": 20, "word_delay": 0.02, "timeout": 90},
         "streams1000": {
@@ -268,6 +298,12 @@ class BenchModel(FakeOpenAI):
         super()._changed()
 
 
+def shown(msg: Message) -> str:
+    """What a message shows: the Markdown blocks an edit put a streamed answer's text in, else its text."""
+    markdown = [b["text"] for b in msg.blocks or [] if isinstance(b, dict) and b.get("type") == "markdown"]
+    return "".join(markdown) if markdown else msg.text
+
+
 def _ts_key(ts: str) -> tuple[int, int]:
     whole, _, frac = ts.partition(".")
     return int(whole), int((frac + "000000")[:6])
@@ -288,9 +324,15 @@ class Conversation:
     final_at: float | None = None
     texts: dict[str, str] = field(default_factory=dict)  # ts -> text of each bot message in the thread
     updates: int = 0  # chat.update calls for this answer's messages (429s included)
+    streams: set[str] = field(default_factory=set)  # its native streams (ts)
+    live: set[str] = field(default_factory=set)  # those still open
 
     def current(self) -> list[str]:
         return [self.texts[ts] for ts in sorted(self.texts, key=_ts_key)]
+
+    @property
+    def native(self) -> bool:
+        return bool(self.streams)
 
 
 class BenchSlack(FakeSlack):
@@ -298,6 +340,8 @@ class BenchSlack(FakeSlack):
 
     def __init__(self) -> None:
         super().__init__()
+        self.post_limit: tuple[int, float] | None = None  # chat.postMessage per channel: (calls, seconds)
+        self._post_logs: dict[str, deque[float]] = {}
         self.conversations: dict[tuple[str, str], Conversation] = {}
         self.by_message: dict[tuple[str, str], Conversation] = {}
         self.pending = 0
@@ -317,6 +361,13 @@ class BenchSlack(FakeSlack):
         self.pending += 1
         return conv, event
 
+    def _keyed_rate_checks(self, method: str, args: JSONDict) -> list[tuple[deque[float], int, float]]:
+        checks = super()._keyed_rate_checks(method, args)
+        if method == "chat.postMessage" and self.post_limit is not None:
+            calls, seconds = self.post_limit
+            checks.append((self._post_logs.setdefault(str(args.get("channel")), deque()), calls, seconds))
+        return checks
+
     def _on_message(self, msg: Message) -> None:
         super()._on_message(msg)
         if msg.bot_id != self.bot_id or msg.thread_ts is None or msg.ephemeral_user is not None:
@@ -332,10 +383,16 @@ class BenchSlack(FakeSlack):
             if conv.placeholder_at is None:
                 conv.placeholder_at = now
                 conv.placeholder_text = msg.text
-            conv.texts[msg.ts] = msg.text
+            conv.texts[msg.ts] = shown(msg)
             if conv.first_words_at is None and conv.first_word.search(msg.text):
                 conv.first_words_at = now
-        if conv.final_at is None and conv.current() == conv.expected:
+        if msg.stream is not None:
+            conv.streams.add(msg.ts)
+            if msg.stream.live and not msg.deleted:
+                conv.live.add(msg.ts)
+            else:
+                conv.live.discard(msg.ts)
+        if conv.final_at is None and not conv.live and conv.current() == conv.expected:
             conv.final_at = now
             self.pending -= 1
             if self.pending == 0:
@@ -564,6 +621,7 @@ def bot_env(sc: Scenario, slack: FakeSlack, model: FakeOpenAI, *, redis_url: str
             "BOT_TIMEOUT_SECONDS": f"{sc.timeout:g}",
             "BOT_FINAL_EDIT_DEADLINE_SECONDS": f"{max(120.0, sc.timeout):g}",
             "BOT_SHUTDOWN_GRACE_SECONDS": "2",
+            "BOT_TRANSPORT": sc.transport,
         }
     )
     if redis_url is not None:
@@ -582,6 +640,8 @@ class Result:
     skipped: str | None = None
     error: str | None = None
     rate_limited: int = 0
+    rate_limited_by: dict[str, int] = field(default_factory=dict)  # 429s per Slack method
+    calls_by: dict[str, int] = field(default_factory=dict)  # accepted calls per Slack method
     stray_updates: int = 0
     chunks: int = 0
     bot_cpu: float = 0.0
@@ -606,6 +666,10 @@ class Result:
             if at is not None:
                 values.append(at - conv.sent_at)
         return values
+
+    @property
+    def native(self) -> int:
+        return sum(1 for c in self.conversations if c.native)
 
     @property
     def completed(self) -> int:
@@ -749,6 +813,20 @@ async def run_scenario(sc: Scenario, *, workdir: Path, profile_dir: Path | None 
     if sc.strict:
         slack.rate_limits["chat.update"] = sc.update_limit
         slack.window = sc.window
+        start, append, stop = sc.stream_limits
+        slack.rate_limits.update(
+            {
+                "chat.startStream": start,
+                "chat.appendStream": append,
+                "chat.stopStream": stop,
+                "reactions.add": sc.reactions_limit,
+                "reactions.remove": sc.reactions_limit,
+            }
+        )
+        slack.post_limit = (3, 3.0)
+    else:
+        for method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            slack.rate_limits.pop(method, None)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(slack)
         await stack.enter_async_context(model)
@@ -803,6 +881,11 @@ async def run_scenario(sc: Scenario, *, workdir: Path, profile_dir: Path | None 
         result.fakes_cpu = own_cpu_seconds() - fakes_before
 
         result.rate_limited = slack.rate_limited_count
+        for call in slack.calls:
+            if call.status == 429:
+                result.rate_limited_by[call.method] = result.rate_limited_by.get(call.method, 0) + 1
+            elif call.ok:
+                result.calls_by[call.method] = result.calls_by.get(call.method, 0) + 1
         result.stray_updates = slack.count_updates()
         result.chunks = model.chunks_sent
         result.peak_streams = model.peak_active
@@ -849,6 +932,7 @@ ROWS: list[Row] = [
             else "lifted"
         ),
     ),
+    ("native / edited answers", lambda r: f"{r.native} / {r.n - r.native}"),
     ("completed", lambda r: f"{r.completed}/{r.n}"),
     ("exact final text", lambda r: f"{r.exact}/{r.n}"),
     ("placeholder p50 / p99 (s)", lambda r: _pair(r.since_sent("placeholder_at"))),
@@ -860,7 +944,17 @@ ROWS: list[Row] = [
         lambda r: f"{_num(r.floor, 1)} / {_num(r.ratio)}x" if r.floor is not None else "-",
     ),
     ("chat.update / answer", lambda r: _num(r.updates_per_answer, 1)),
+    (
+        "stream start / append / stop calls",
+        lambda r: " / ".join(
+            str(r.calls_by.get(m, 0)) for m in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+        ),
+    ),
     ("429s", lambda r: str(r.rate_limited)),
+    (
+        "429s by method",
+        lambda r: ", ".join(f"{m} {n}" for m, n in sorted(r.rate_limited_by.items())) or "none",
+    ),
     ("chunks relayed", lambda r: f"{r.chunks:,}"),
     ("bot CPU (s)", lambda r: _num(r.bot_cpu)),
     (
@@ -902,7 +996,33 @@ def _verdict(ok: bool) -> str:
 def targets(results: list[Result]) -> list[str]:
     by_name = {r.scenario.name: r for r in results}
     lines: list[str] = []
-    head = by_name.get(HEADLINE)
+    native = by_name.get(HEADLINE)
+    reference = by_name.get(HEADLINE_EDIT)
+    if native is not None and native.skipped is None:
+        fw = percentile(native.since_sent("first_words_at"), 50)
+        total = native.total_seconds
+        checks = [
+            (
+                native.completed == native.n and native.exact == native.n,
+                f"{native.exact}/{native.n} exact final texts ({native.native} streamed natively)",
+            ),
+            (native.rate_limited == 0, f"{native.rate_limited} 429s (on any method)"),
+            (
+                fw is not None and fw <= TARGET_NATIVE_FIRST_WORDS_P50,
+                f"first words p50 {_num(fw)} s (target <= {TARGET_NATIVE_FIRST_WORDS_P50:g} s)",
+            ),
+            (
+                total is not None and total <= TARGET_NATIVE_SECONDS,
+                f"all finished in {_num(total, 1)} s (target <= {TARGET_NATIVE_SECONDS:g} s)",
+            ),
+        ]
+        lines += [f"{_verdict(ok)} {native.scenario.title}: {text}" for ok, text in checks]
+        if reference is not None and reference.total_seconds and total:
+            lines.append(
+                f"       {native.scenario.title}: {reference.total_seconds / total:.1f}x faster than edits "
+                f"alone ({_num(total, 1)} s vs {_num(reference.total_seconds, 1)} s)"
+            )
+    head = reference
     if head is not None and head.skipped is None:
         fw = percentile(head.since_sent("first_words_at"), 50)
         checks = [
@@ -1074,7 +1194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="one, channels50, channels500, queue20, streams1000, replicas (redis1,redis2), or all",
+        help="one, channels50, channels50edit, channels500, queue20, streams1000, replicas (redis1,redis2), "
+        "or all",
     )
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, a smoke run of a minute")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs)")
@@ -1093,6 +1214,9 @@ def main(argv: list[str] | None = None) -> int:
         "--edit-interval", type=float, metavar="S", help="override: BOT_EDIT_INTERVAL_SECONDS"
     )
     parser.add_argument("--max-concurrency", type=int, metavar="N", help="override: BOT_MAX_CONCURRENCY")
+    parser.add_argument(
+        "--transport", choices=("auto", "native", "edit"), help="override: BOT_TRANSPORT (default auto)"
+    )
     parser.add_argument("--log-dir", type=Path, metavar="DIR", help="keep the bots' logs (stderr) in DIR")
     args = parser.parse_args(argv)
     for directory in ("profile", "log_dir"):
@@ -1110,6 +1234,7 @@ def main(argv: list[str] | None = None) -> int:
             ("word_delay", args.word_delay),
             ("edit_interval", args.edit_interval),
             ("max_concurrency", args.max_concurrency),
+            ("transport", args.transport),
         )
         if value is not None
     }

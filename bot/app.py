@@ -26,6 +26,7 @@ from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
 from bot.llm import LLMClient
 from bot.metrics import Metrics
+from bot.model import build_model
 from bot.queue.memory import MemoryQueue
 from bot.redis import ping as redis_ping
 from bot.settings import Settings
@@ -76,14 +77,7 @@ class Runtime:
                 ) from None
             raise ConfigError("SLACK_API_URL", f"cannot reach Slack at {s.slack_api_url}") from None
         bot_user_id = auth.get("user_id")
-        self.llm = LLMClient(
-            api_key=s.openai_api_key,
-            base_url=s.openai_base_url,
-            model=s.openai_model,
-            first_token_timeout=s.first_token_timeout_seconds,
-            idle_timeout=s.idle_timeout_seconds,
-            max_tokens=s.max_answer_tokens,
-        )
+        self.model = build_model(s)
         self.model_problem = await self._check_model()
         self.limits: LimitStore
         if self.backends.redis is not None:
@@ -96,7 +90,7 @@ class Runtime:
         self.engine = Engine(
             settings=s,
             gateway=self.gateway,
-            llm=self.llm,
+            llm=LLMClient.over(self.model),
             queue=self.queue,
             store=self.backends.store,
             dedup=self.backends.dedup,
@@ -118,6 +112,9 @@ class Runtime:
             client=self.gateway.client,
             signing_secret=s.slack_signing_secret or "",
             request_verification_enabled=not s.socket_mode,
+            # Listeners run before the ack, so an acked question is already queued (bot/intake.py);
+            # they make no Slack call there, so the ack stays within Slack's 3 seconds.
+            process_before_response=True,
             logger=logging.getLogger("threadline.bolt"),
         )
         register_all(self.bolt, self.engine)
@@ -170,7 +167,7 @@ class Runtime:
         """At start: does the model server answer? ``None`` if so, else what is wrong (for /readyz;
         the bot starts either way and tells users in plain words when the model fails)."""
         try:
-            await self.llm.reachable(timeout=min(5.0, self.settings.first_token_timeout_seconds))
+            await self.model.ping(timeout=min(5.0, self.settings.first_token_timeout_seconds))
         except ModelError as err:
             problem = f"{type(err).__name__}: {err}"
             logger.warning("the model server did not answer at start (%s)", problem)
@@ -252,8 +249,8 @@ class Runtime:
             await self.backends.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        if hasattr(self, "llm"):
-            await self.llm.close()
+        if hasattr(self, "model"):
+            await self.model.close()
         if hasattr(self, "gateway"):
             await self.gateway.close()
 

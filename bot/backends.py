@@ -1,5 +1,6 @@
 """Chooses the implementation of every seam once, at start: in memory (one process), or Redis when
-``REDIS_URL`` is set (replicas share the queue, the store, dedup, the edit budget and signals)."""
+``REDIS_URL`` is set (replicas share the queue, the store, dedup, every Slack method's budget and
+signals)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ class ResilientBudget:
         except StoreUnavailable:
             pass
 
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        try:
+            return await self.primary.try_reserve(team_id=team_id, answer_id=answer_id)
+        except StoreUnavailable:
+            logger.warning("budget unavailable in Redis; counting locally")
+            return await self.fallback.try_reserve(team_id=team_id, answer_id=answer_id)
+
+    async def progress_interval(self, *, team_id: str) -> float:
+        try:
+            return await self.primary.progress_interval(team_id=team_id)
+        except StoreUnavailable:
+            return await self.fallback.progress_interval(team_id=team_id)
+
     async def pause(self, *, team_id: str, seconds: float) -> None:
         await self.fallback.pause(team_id=team_id, seconds=seconds)
         try:
@@ -53,6 +67,7 @@ class ResilientBudget:
 # Slack's per-workspace limits of the methods the bot paces itself (Tier 3: about 50 a minute each).
 # chat.update's budget is ``BOT_EDITS_PER_MINUTE``; chat.postMessage is paced per channel.
 PACED_PER_WORKSPACE = ("reactions.add", "reactions.remove")
+STATUS_SECONDS = 1.0  # assistant.threads.setStatus: about one call a second per thread
 
 
 @dataclass
@@ -84,6 +99,12 @@ def build(settings: Settings) -> Backends:
         "chat.update": (s.edits_per_minute, window, 0.2),
         "chat.postMessage": (s.posts_per_channel_burst, burst_window, 0.0),
         **{method: (s.reactions_per_minute, window, 0.0) for method in PACED_PER_WORKSPACE},
+        # Native streams (per workspace): starts and stops are reserved before a stream is chosen.
+        "chat.startStream": (s.stream_starts_per_minute, window, 0.0),
+        "chat.stopStream": (s.stream_stops_per_minute, window, 0.0),
+        "chat.appendStream": (s.stream_appends_per_minute, window, 0.0),
+        # The thread status: about one call a second per thread (keyed by thread).
+        "assistant.threads.setStatus": (1, STATUS_SECONDS * (1 + 1 / 60) + 0.05, 0.0),
     }
     local: dict[str, EditBudget] = {
         method: MemoryEditBudget(limit=limit, window=w, reserve_fraction=reserve)

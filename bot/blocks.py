@@ -16,6 +16,8 @@ from bot.split import split_message
 STOP_ACTION = "threadline_stop"
 RETRY_ACTION = "threadline_retry"
 ACTIONS_BLOCK = "threadline_actions"
+FEEDBACK_ACTION = "threadline_feedback"
+FEEDBACK_BLOCK = "threadline_feedback"
 
 Button = Literal["stop", "retry"]
 
@@ -45,7 +47,33 @@ def answer_blocks(text: str, *, button: Button, request_id: str) -> list[dict[st
         for section in split_message(text, limit=SECTION_TEXT_LIMIT)
         if section.strip()
     ]
-    blocks.append(
-        {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [button_element(button, request_id)]}
-    )
+    blocks.append(actions_block(button, request_id))
     return blocks
+
+
+def actions_block(button: Button, request_id: str) -> dict[str, Any]:
+    return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [button_element(button, request_id)]}
+
+
+def feedback_block(request_id: str) -> dict[str, Any]:
+    """Slack's feedback buttons under a finished native answer; a click is a vote ("up"/"down")."""
+    return {
+        "type": "context_actions",
+        "block_id": FEEDBACK_BLOCK,
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": {
+                    "text": {"type": "plain_text", "text": "Good answer"},
+                    "value": f"up:{request_id}",
+                    "accessibility_label": "Mark this answer as good",
+                },
+                "negative_button": {
+                    "text": {"type": "plain_text", "text": "Bad answer"},
+                    "value": f"down:{request_id}",
+                    "accessibility_label": "Mark this answer as bad",
+                },
+            }
+        ],
+    }

@@ -34,12 +34,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.constants import SLACK_API_URL
 from bot.errors import (
     ConfigError,
+    MalformedReply,
     ModelAuthError,
+    ModelEndpointNotFound,
     ModelError,
     ModelNotFound,
+    ModelOverloaded,
+    ModelRateLimited,
+    ModelServerError,
     ModelTimeout,
     ModelUnavailable,
     ModelUnreachable,
+    QuotaExceeded,
 )
 from bot.settings import Settings, environment
 
@@ -47,6 +53,7 @@ from bot.settings import Settings, environment
 MANIFEST_BOT_SCOPES = (
     "app_mentions:read",
     "chat:write",
+    "assistant:write",
     "commands",
     "im:history",
     "channels:history",
@@ -107,16 +114,28 @@ def _header(headers: Mapping[str, object], name: str) -> str | None:
 
 def _model_problem(err: ModelError, settings: Settings) -> str:
     where = settings.openai_base_url or "OpenAI"
+    said = f" (the server said: {err.server_message})" if err.server_message else ""
     if isinstance(err, ModelAuthError):
-        return f"{where} rejected the key: check OPENAI_API_KEY"
+        return f"{where} rejected the key: check OPENAI_API_KEY{said}"
+    if isinstance(err, QuotaExceeded):
+        return f"{where}: the account is out of quota, check its plan and billing{said}"
     if isinstance(err, ModelNotFound):
-        return f"{where} does not serve model {settings.openai_model!r}: check OPENAI_MODEL"
+        return f"{where} does not serve model {settings.openai_model!r}: check OPENAI_MODEL{said}"
+    if isinstance(err, ModelEndpointNotFound):
+        return f"{where} has no chat completions API there: check OPENAI_BASE_URL{said}"
     if isinstance(err, ModelUnreachable):
-        return f"cannot reach {where}: check OPENAI_BASE_URL and that the server runs"
+        return f"cannot reach {where} ({err}): check OPENAI_BASE_URL and that the server runs"
     if isinstance(err, ModelUnavailable):
-        return f"{where} is overloaded or rate limited ({err}); try again"
+        what = {
+            ModelRateLimited: "is rate limiting",
+            ModelOverloaded: "is overloaded",
+            ModelServerError: "had a server error",
+        }.get(type(err), "could not answer")
+        return f"{where} {what} ({err}); try again"
     if isinstance(err, ModelTimeout):
         return f"{where} did not answer in time ({err})"
+    if isinstance(err, MalformedReply):
+        return f"{where} sent a reply that is not a chat completion ({err})"
     return f"{where} refused the request ({type(err).__name__}: {err})"
 
 
@@ -207,21 +226,15 @@ async def _check_slack(settings: Settings, manifest: Path | None) -> list[Check]
 
 
 async def _check_model(settings: Settings) -> Check:
-    from bot.llm import LLMClient
+    from bot.model import build_model
 
-    llm = LLMClient(
-        api_key=settings.openai_api_key,
-        base_url=settings.openai_base_url,
-        model=settings.openai_model,
-        first_token_timeout=settings.first_token_timeout_seconds,
-        idle_timeout=settings.idle_timeout_seconds,
-    )
+    model = build_model(settings)
     try:
-        served = await llm.probe(timeout=min(30.0, settings.first_token_timeout_seconds))
+        served = await model.probe(timeout=min(30.0, settings.first_token_timeout_seconds))
     except ModelError as err:
         return Check("model", False, _model_problem(err, settings))
     finally:
-        await llm.close()
+        await model.close()
     where = settings.openai_base_url or "OpenAI"
     return Check("model", True, f"{served} answered at {where}")
 

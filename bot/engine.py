@@ -84,6 +84,7 @@ class Engine:
             dedup=dedup,
             store=store,
             resubmit=lambda request: self.intake.submit(request, dedup=False),
+            on_retry=self.reactions.retried,
         )
         self.generator = Generator(settings=settings, llm=llm, metrics=self.metrics)
         self.runner = AnswerRunner(
@@ -91,7 +92,7 @@ class Engine:
             metrics=self.metrics,
             placeholders=self.placeholders,
             history=History(store=store, gateway=gateway, bot_user_id=bot_user_id),
-            views=Views(settings=settings, gateway=gateway),
+            views=Views(settings=settings, gateway=gateway, on_stream=self.controls.streaming, claims=dedup),
             generator=self.generator,
             controls=self.controls,
             access=self.access,
@@ -110,14 +111,43 @@ class Engine:
         await self.intake.help(request)
 
     async def stop(self, *, request_id: str, user: str, channel: str) -> None:
-        await self.controls.stop(request_id=request_id, user=user, channel=channel)
+        # Listeners run before the ack (Bolt's process_before_response): Slack calls go after it.
+        self.intake.later(
+            self.controls.stop(request_id=request_id, user=user, channel=channel), name=f"stop-{request_id}"
+        )
 
     async def retry(
-        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        request_id: str,
+        user: str,
+        channel: str,
+        message_ts: str,
+        blocks: list[dict[str, Any]],
+        text: str = "",
     ) -> None:
-        await self.controls.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
+        self.intake.later(
+            self.controls.retry(
+                request_id=request_id,
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+                blocks=blocks,
+                text=text,
+            ),
+            name=f"retry-{request_id}",
         )
+
+    async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
+        self.intake.later(
+            self.controls.stop_streams(
+                channel=channel, thread_ts=thread_ts, message_ts=message_ts, user=user
+            ),
+            name=f"stop-streams-{channel}-{thread_ts}",
+        )
+
+    async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
+        await self.feedback_votes.button(team_id=team_id, channel=channel, ts=ts, user=user, vote=vote)
 
     async def feedback(
         self, *, team_id: str, channel: str, ts: str, user: str, reaction: str, removed: bool = False
@@ -147,4 +177,5 @@ class Engine:
         """Queue notices are dropped at once; reactions still on their way (the ✅ or ⚠️ of the last
         answers) get ``linger`` seconds to land."""
         await self.notices.close()
+        await self.intake.close()
         await self.reactions.close(linger=linger)

@@ -1,4 +1,4 @@
-"""Feedback on answers: 👍/👎 reactions (and Slack's feedback buttons) are votes, one per user, kind
+"""Feedback on answers: 👍/👎 reactions and Slack's feedback buttons are votes, one per user, kind
 and answer, withdrawn when taken back. The answer's messages are mapped to its request so a vote on
 any of them can be attributed."""
 
@@ -62,6 +62,18 @@ class Feedback:
             member=f"{ts}:{reaction}",
             removed=removed,
         )
+
+    async def button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
+        """A click on Slack's feedback buttons under a native answer (``vote`` "up"/"down"): one vote
+        per user and answer; a click on the other side takes the first one back."""
+        if vote not in ("up", "down") or user == self.bot_user_id:
+            return
+        member = f"{ts}:feedback_buttons"
+        other = "down" if vote == "up" else "up"
+        await self.vote(
+            team_id=team_id, channel=channel, ts=ts, user=user, vote=other, member=member, removed=True
+        )
+        await self.vote(team_id=team_id, channel=channel, ts=ts, user=user, vote=vote, member=member)
 
     async def vote(
         self, *, team_id: str, channel: str, ts: str, user: str, vote: str, member: str, removed: bool = False

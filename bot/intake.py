@@ -1,17 +1,21 @@
 """Intake: what happens right after Slack's ack, in this order:
 
-dedup → busy? → access and limits → **durable enqueue** → 👀 → placeholder.
+dedup → busy? → access and limits → **durable enqueue** ── ack ──▶ 👀 → placeholder.
 
-The question is queued before any Slack call that can wait (the placeholder post waits for the
-channel's posting pace), so a replica killed at any moment after the ack loses nothing: the worker
-that claims the job posts or adopts its placeholder (``bot.placeholders``). Requests of one channel are
-accepted one at a time, so they are queued in the order they arrived.
+Everything up to the enqueue runs *before* the ack (Bolt's ``process_before_response``: store and
+queue calls only, no Slack call), so an acked question is already queued and a replica killed at any
+moment after the ack loses nothing: the worker that claims the job posts or adopts its placeholder
+(``bot.placeholders``). What talks to Slack (the placeholder, 👀, a refusal's reply) runs after the ack
+in a task the intake keeps. Requests of one channel are accepted one at a time, so they are queued in
+the order they arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from bot import logs
 from bot.access import Access
@@ -57,6 +61,7 @@ class Intake:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # queue key -> (lock, [users])
         self._idle = asyncio.Event()  # set while no question is being accepted
         self._idle.set()
+        self._after_ack: set[asyncio.Task[None]] = set()  # placeholders, reactions, replies
 
     async def help(self, request: Request) -> None:
         """Reply to an empty mention or DM with a short help text, no model call."""
@@ -65,7 +70,18 @@ class Intake:
                 return
         except StoreUnavailable:
             pass  # a help text twice is better than none
-        await self.replies.reply(request, HELP_TEXT)
+        self.later(self.replies.reply(request, HELP_TEXT), name=f"help-{request.id}")
+
+    def later(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run Slack-facing work after the ack, in a task that is kept and whose failure is logged."""
+        task = asyncio.create_task(work, name=name)
+        self._after_ack.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._after_ack.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed", task.get_name(), exc_info=task.exception())
 
     async def submit(self, request: Request, *, dedup: bool = True) -> None:
         key = request.queue_key
@@ -89,15 +105,26 @@ class Intake:
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()
+                while self._after_ack:
+                    await asyncio.wait(set(self._after_ack))
         except TimeoutError:
             return False
         return True
+
+    async def close(self) -> None:
+        tasks = list(self._after_ack)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _reply(self, request: Request, text: str) -> None:
+        self.later(self.replies.reply(request, text), name=f"reply-{request.id}")
 
     async def _submit(self, request: Request, *, dedup: bool) -> None:
         try:
             first = not dedup or await self.dedup.first_time(keys=dedup_keys(request))
         except StoreUnavailable:
-            await self.replies.reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
         if not first:
             logger.info("duplicate delivery ignored (request %s, event %s)", request.id, request.event_id)
@@ -112,26 +139,31 @@ class Intake:
             ahead = await self.queue.ahead(queue_key=request.queue_key)
             waiting = len(await self.queue.waiting(queue_key=request.queue_key))
         except QueueUnavailable:
-            await self.replies.reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
         if waiting >= self.settings.max_queue_per_channel:
-            await self.replies.reply(request, BUSY_TEXT)
+            self._reply(request, BUSY_TEXT)
             return
         refusal = await self.access.refusal(request)
         if refusal is not None:
-            await self.replies.reply(request, refusal)
+            self._reply(request, refusal)
             return
         job = Job(request=request, posted_text=queued_text(ahead))
         try:
             actual = await self.queue.enqueue(job=job, max_waiting=self.settings.max_queue_per_channel)
         except QueueFull:
-            await self.replies.reply(request, BUSY_TEXT)
+            self._reply(request, BUSY_TEXT)
             return
         except QueueUnavailable:
-            await self.replies.reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
+            self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
         # Durable from here on: whatever happens next, a worker answers it.
         self.metrics.queued()
+        self.later(self._announce(job, actual, ahead), name=f"placeholder-{request.id}")
+
+    async def _announce(self, job: Job, actual: int, ahead: int) -> None:
+        """After the ack: 👀, then the placeholder (or the worker posts it, if it starts first)."""
+        request = job.request
         self.reactions.working(request)
         status = queued_text(actual)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.jobs import Request, Source
@@ -94,3 +95,35 @@ def dedup_keys(request: Request) -> list[str]:
     if request.ts:
         keys.append(f"msg:{request.team_id}:{request.channel}:{request.ts}")
     return keys
+
+
+@dataclass(frozen=True)
+class StreamsStopped:
+    """Slack's stop control was pressed (``agent_session_stopped``): the streams it stopped (none
+    when no stream was live: the answer of the thread is stopped then)."""
+
+    channel: str
+    thread_ts: str
+    user: str
+    message_ts: list[str]
+
+
+def streams_stopped(event: Mapping[str, Any]) -> StreamsStopped | None:
+    """Parse ``agent_session_stopped``; None when it names no channel, person, or thread or stream."""
+    stopped = event.get("streaming_message_ts")
+    if isinstance(stopped, str):
+        stopped = [stopped]
+    message_ts = [str(ts) for ts in stopped or [] if ts] if isinstance(stopped, list) else []
+    channel = str(event.get("channel") or event.get("channel_id") or "")
+    user = event.get("user")
+    user_id = str((user.get("id") if isinstance(user, Mapping) else user) or "")
+    thread_ts = str(event.get("thread_ts") or "")
+    if not channel or not user_id or not (message_ts or thread_ts):
+        return None
+    return StreamsStopped(channel=channel, thread_ts=thread_ts, user=user_id, message_ts=message_ts)
+
+
+def feedback_vote(action: Mapping[str, Any]) -> str | None:
+    """The vote a click on our feedback buttons casts ("up"/"down"), from its value ``up:<request>``."""
+    vote = str(action.get("value") or "").split(":", 1)[0]
+    return vote if vote in ("up", "down") else None

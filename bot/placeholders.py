@@ -135,6 +135,17 @@ class Placeholders:
             held = ""
         if held:
             return held
+        # A replica that died between its post and its claim left a message: adopt it.
+        request = job.request
+        thread = None if request.source is Source.COMMAND else request.thread_ts
+        try:
+            found = await self.gateway.find_posted_anywhere(
+                channel=request.channel, thread_ts=thread, request_id=request.id
+            )
+        except SlackError:
+            found = None
+        if found is not None:
+            return await self._claim(job, found)
         owner = await self._post(job, status)
         if owner is None:
             raise SlackError("chat.postMessage", "placeholder_not_posted", transient=True)

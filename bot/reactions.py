@@ -43,6 +43,12 @@ class Reactions:
     def done(self, request: Request, *, failed: bool) -> None:
         self._want(request, self.settings.reaction_failed if failed else self.settings.reaction_done)
 
+    def retried(self, request: Request) -> None:
+        """``request`` asks a failed question again: its ⚠️ goes with the next change."""
+        if self.settings.status_reactions and request.ts is not None:
+            question = self._questions.setdefault(request.id, _Question(request))
+            question.shown = self.settings.reaction_failed
+
     def _want(self, request: Request, name: str) -> None:
         if not self.settings.status_reactions or request.ts is None:
             return

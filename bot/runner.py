@@ -154,7 +154,9 @@ class AnswerRunner:
                 note, failed = await self._generate_or_stop(prompt, view, job, stopped, stats)
                 await self.access.count_tokens(request, stats.total_tokens)
                 view.finish(note, button="retry" if failed else None)
-        await self.history.remember(job, question, view.text)
+        if not failed:
+            # A failed answer is not a turn: its Retry asks the same question again, once.
+            await self.history.remember(job, question, view.text)
         await self.feedback.remember_answer(request, [ts for ts in view.messages if ts != job.placeholder_ts])
         self.metrics.edits(view.edits)
         if self.settings.log_message_text:

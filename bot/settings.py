@@ -152,6 +152,20 @@ class _Reader:
         return raw
 
 
+STREAM_TEXT_LIMIT = 12_000  # Markdown characters Slack keeps in one streamed message
+
+
+def _rollover_chars(r: _Reader) -> int:
+    value = r.integer("BOT_STREAM_ROLLOVER_CHARS", 11_000, minimum=500)
+    if value > STREAM_TEXT_LIMIT - 500:
+        raise ConfigError(
+            "BOT_STREAM_ROLLOVER_CHARS",
+            f"must be at most {STREAM_TEXT_LIMIT - 500} (a streamed message holds about "
+            f"{STREAM_TEXT_LIMIT:,} characters, and a note may follow), got {value}",
+        )
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the bot reads from its environment. Build it with ``Settings.from_env``."""
@@ -200,6 +214,16 @@ class Settings:
     allowed_channels: frozenset[str] = frozenset()  # empty: every channel; "dm": direct messages
     allowed_users: frozenset[str] = frozenset()  # empty: everyone
     socket_watchdog_seconds: float = 120.0
+    # Native streams (chat.startStream/appendStream/stopStream) beside edits: "auto" streams natively
+    # while the workspace's start and stop budgets have room, "native" whenever Slack allows it,
+    # "edit" never (today's behaviour).
+    transport: str = "auto"
+    stream_starts_per_minute: int = 18  # Slack: Tier 2 (20 a minute), with a margin
+    stream_stops_per_minute: int = 18
+    stream_appends_per_minute: int = 90  # Slack: Tier 4 (100+ a minute)
+    stream_append_interval_seconds: float = 1.0  # per stream, at least this long between appends
+    stream_rollover_chars: int = 11_000  # a streamed message holds about 12,000 characters
+    stream_rollover_seconds: float = 240.0  # Slack ends a stream about 5 minutes after its start
 
     @property
     def socket_mode(self) -> bool:
@@ -289,4 +313,11 @@ class Settings:
             ),
             allowed_users=r.ids("BOT_ALLOWED_USERS", r"[UW][A-Z0-9_]+", "U0123ABCD,W0456EFGH"),
             socket_watchdog_seconds=r.number("BOT_SOCKET_WATCHDOG_SECONDS", 120.0),
+            transport=r.choice("BOT_TRANSPORT", "auto", ("auto", "native", "edit")),
+            stream_starts_per_minute=r.integer("BOT_STREAM_STARTS_PER_MINUTE", 18),
+            stream_stops_per_minute=r.integer("BOT_STREAM_STOPS_PER_MINUTE", 18),
+            stream_appends_per_minute=r.integer("BOT_STREAM_APPENDS_PER_MINUTE", 90),
+            stream_append_interval_seconds=r.number("BOT_STREAM_APPEND_INTERVAL_SECONDS", 1.0),
+            stream_rollover_chars=_rollover_chars(r),
+            stream_rollover_seconds=r.number("BOT_STREAM_ROLLOVER_SECONDS", 240.0),
         )

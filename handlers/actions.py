@@ -1,4 +1,5 @@
-"""Buttons (block actions): Stop on a streaming answer, Retry on a failed one. Ack first, always."""
+"""Buttons (block actions): Stop on a streaming answer, Retry on a failed one, Slack's feedback buttons
+under a finished native answer. Ack first, always."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.blocks import RETRY_ACTION, STOP_ACTION
-from handlers.base import Intake
+from bot.blocks import FEEDBACK_ACTION, RETRY_ACTION, STOP_ACTION
+from bot.payloads import feedback_vote
+from handlers.base import Intake, team_id_of
 
 
 def _action_context(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -35,10 +38,27 @@ def register(app: AsyncApp, intake: Intake) -> None:
     async def on_retry(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         request_id, user, channel, message_ts = _action_context(body, action)
-        blocks = list((body.get("message") or {}).get("blocks") or [])
+        message = body.get("message") or {}
         await intake.retry(
-            request_id=request_id, user=user, channel=channel, message_ts=message_ts, blocks=blocks
+            request_id=request_id,
+            user=user,
+            channel=channel,
+            message_ts=message_ts,
+            blocks=list(message.get("blocks") or []),
+            text=str(message.get("text") or ""),
         )
+
+    @app.action(FEEDBACK_ACTION)
+    async def on_feedback(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        vote = feedback_vote(action)
+        _, user, channel, message_ts = _action_context(body, action)
+        if vote is not None and user and channel and message_ts:
+            await intake.feedback_button(
+                team_id=team_id_of(context, body), channel=channel, ts=message_ts, user=user, vote=vote
+            )
 
     @app.action(re.compile(r".*"))
     async def on_other_action(ack: AsyncAck) -> None:

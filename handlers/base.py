@@ -24,9 +24,25 @@ class Intake(Protocol):
         ...
 
     async def retry(
-        self, *, request_id: str, user: str, channel: str, message_ts: str, blocks: list[dict[str, Any]]
+        self,
+        *,
+        request_id: str,
+        user: str,
+        channel: str,
+        message_ts: str,
+        blocks: list[dict[str, Any]],
+        text: str = "",
     ) -> None:
-        """The Retry button was pressed on the message ``message_ts`` (whose blocks are ``blocks``)."""
+        """The Retry button was pressed on the message ``message_ts`` (its ``blocks`` and ``text``)."""
+        ...
+
+    async def stop_streams(self, *, channel: str, thread_ts: str, message_ts: list[str], user: str) -> None:
+        """Slack's stop control was pressed by ``user`` on the native streams ``message_ts`` (none:
+        on the answer of the thread ``thread_ts`` that has no stream yet)."""
+        ...
+
+    async def feedback_button(self, *, team_id: str, channel: str, ts: str, user: str, vote: str) -> None:
+        """``user`` clicked a feedback button ("up"/"down") under the answer message ``ts``."""
         ...
 
     async def feedback(

@@ -15,7 +15,7 @@ from handlers.base import Intake, team_id_of
 def register(app: AsyncApp, intake: Intake) -> None:
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
-        # Events are acked by Bolt before this runs; everything here is fast and then queued.
+        # Runs before the ack (process_before_response): fast, and queued before Slack hears back.
         if not is_user_message(event, context.bot_user_id):
             return
         request = request_from_event(

@@ -8,6 +8,13 @@ Every POST to ``/v1/chat/completions`` (retries included) takes the next scripte
 ``reply_for(request body)`` when the script is empty (``default_reply`` unless a subclass decides, as the
 sandbox's demo model does). A streamed reply is written as Server-Sent Events exactly as
 OpenAI does, one network write per chunk, so the client sees each chunk when it is sent.
+
+Other servers' ways can be scripted too: their error bodies (``error_body``; ``Reply.litellm_error``
+writes LiteLLM's), extra headers (LiteLLM's ``llm_provider-retry-after``), an ``{"error": …}`` event in
+the middle of a stream (``error_event``), a ``data:`` line that is not JSON (``raw``), a server that
+ignores ``"stream": true`` and answers one JSON completion (``ignore_stream``), and an answer cut at the
+length limit (``finish_reason="length"``, or the request's ``max_tokens``). A refused connection is a
+closed port, not this fake.
 """
 
 from __future__ import annotations
@@ -92,6 +99,10 @@ class Reply:
     finish_reason: str = "stop"  # e.g. "content_filter", "length"
     model: str | None = None  # defaults to the request's model
     usage: JSONDict | None = field(default=None)  # overrides the computed usage
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (an error's too)
+    error_body: JSONDict | str | None = None  # with ``status``: this body verbatim (a str as text/plain)
+    error_event: JSONDict | None = None  # sent as "data: {...}" after the content chunks; then the body ends
+    ignore_stream: bool = False  # answer one JSON completion even when the request asked to stream
 
     @classmethod
     def text(cls, text: str, *, words_per_chunk: int = 1, delay: float = 0.0, **kwargs: Any) -> Reply:
@@ -113,6 +124,17 @@ class Reply:
         cls, status: int | None = None, code: str | None = None, *, retry_after: float | None = None
     ) -> Reply:
         return cls(chunks=[], status=status, error_code=code, retry_after=retry_after)
+
+    @classmethod
+    def litellm_error(
+        cls, status: int, message: str, *, wrapped: bool = False, headers: dict[str, str] | None = None
+    ) -> Reply:
+        """An error as the LiteLLM proxy writes it: ``code`` is the status as a string, ``type`` and
+        ``param`` often the string "None", and (``wrapped``) the message a Python dict's repr, as its
+        proxy answers an unknown model: ``{'error': '/chat/completions: Invalid model name …'}``."""
+        text = f"{{'error': '/chat/completions: {message}'}}" if wrapped else message
+        body: JSONDict = {"error": {"message": text, "type": "None", "param": "None", "code": str(status)}}
+        return cls(chunks=[], status=status, error_body=body, headers=dict(headers or {}))
 
     @property
     def content(self) -> str:
@@ -207,17 +229,29 @@ class FakeOpenAI(LocalServer):
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
 
-    def _error(self, status: int, code: str | None, *, retry_after: float | None = None) -> web.Response:
+    def _error(
+        self,
+        status: int,
+        code: str | None,
+        *,
+        retry_after: float | None = None,
+        body: JSONDict | str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex}", **(extra_headers or {})}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        if isinstance(body, str):
+            return web.Response(text=body, status=status, headers=headers)
+        if body is not None:
+            return web.json_response(body, status=status, headers=headers)
         if code is not None and code in _ERRORS:
             _, kind, message = _ERRORS[code]
         else:
             default_code, kind, message = _default_error(status)
             code = code or default_code
-        headers = {"x-request-id": f"req_{uuid.uuid4().hex}"}
-        if retry_after is not None:
-            headers["Retry-After"] = f"{retry_after:g}"
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        return web.json_response(body, status=status, headers=headers)
+        error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return web.json_response(error, status=status, headers=headers)
 
     def _unsupported(self, param: str) -> web.Response:
         message = f"Unsupported parameter: '{param}' is not supported with this model."
@@ -289,14 +323,20 @@ class FakeOpenAI(LocalServer):
             return self._drop(request, web.Response(status=503))
         status = reply.http_status()
         if status is not None:
-            return self._error(status, reply.error_code, retry_after=reply.retry_after)
+            return self._error(
+                status,
+                reply.error_code,
+                retry_after=reply.retry_after,
+                body=reply.error_body,
+                extra_headers=reply.headers,
+            )
 
         model = reply.model or str(body.get("model") or self.model)
         chunks, finish_reason = self._limit(reply, body)
         usage = reply.usage or self._usage(body, chunks)
         completion_id = f"chatcmpl-fake{next(self._ids):06d}"
         created = int(time.time())
-        if not body.get("stream"):
+        if not body.get("stream") or reply.ignore_stream:
             self.finished_at.append(time.monotonic())
             self._changed()
             return web.json_response(
@@ -316,7 +356,7 @@ class FakeOpenAI(LocalServer):
                     ],
                     "usage": usage,
                 },
-                headers={"x-request-id": f"req_{uuid.uuid4().hex}"},
+                headers={"x-request-id": f"req_{uuid.uuid4().hex}", **reply.headers},
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await self._stream(
@@ -396,6 +436,7 @@ class FakeOpenAI(LocalServer):
                 "Content-Type": "text/event-stream; charset=utf-8",
                 "Cache-Control": "no-cache",
                 "x-request-id": f"req_{uuid.uuid4().hex}",
+                **reply.headers,
             },
         )
         await resp.prepare(request)
@@ -436,6 +477,11 @@ class FakeOpenAI(LocalServer):
                 await resp.write(event(delta({"content": chunk})))
             for data in reply.raw:
                 await resp.write(f"data: {data}\n\n".encode())
+            if reply.error_event is not None:  # as LiteLLM reports an upstream failure mid-answer
+                await resp.write(f"data: {json.dumps(reply.error_event)}\n\n".encode())
+                await resp.write_eof()
+                outcome = "cut"
+                return resp
             await resp.write(event(delta({}, finish_reason)))
             if usage is not None:
                 await resp.write(event([], usage=usage))

@@ -18,6 +18,11 @@ block rules and 4,000-character limit, ``parse``, HTTP 429 with ``Retry-After`` 
 A method it does not model answers ``unknown_method`` and lands in ``unknown_methods`` so a test can fail
 on it instead of getting a silently wrong answer.
 
+Slack's AI-app surface (native streams, the thread status, ``agent_session_stopped``) lives in
+``sandbox/slack_streams.py``; button presses as ``block_actions`` payloads (feedback buttons included) in
+``sandbox/slack_actions.py``; Block Kit validation in ``sandbox/slack_blocks.py``; the records
+(``Message``, ``Call``, ``Stream``…) in ``sandbox/slack_model.py``.
+
 Nothing here polls or sleeps to wait: every served request (and every Socket Mode message) wakes the
 ``wait_for`` waiters, which re-check their predicate.
 """
@@ -35,7 +40,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,13 +47,31 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.server import LocalServer
+from sandbox.slack_actions import ActionsMixin
+from sandbox.slack_blocks import MARKDOWN_TEXT_LIMIT
+from sandbox.slack_blocks import validate_blocks as _validate_blocks
+from sandbox.slack_model import ApiError as _ApiError
+from sandbox.slack_model import Call, Edit, JSONDict, Message, StatusChange, Stream, TaskCard, seconds_header
+from sandbox.slack_model import Failure as _Failure
+from sandbox.slack_model import as_bool as _as_bool
+from sandbox.slack_model import ts_key as _ts_key
+from sandbox.slack_streams import AI_METHODS, STREAM_RATE_LIMITS, StreamsMixin
 
-__all__ = ["Call", "Edit", "FakeSlack", "Message", "sign_request"]
-
-JSONDict = dict[str, Any]
+__all__ = [
+    "AI_METHODS",
+    "Call",
+    "Edit",
+    "FakeSlack",
+    "JSONDict",
+    "Message",
+    "StatusChange",
+    "Stream",
+    "TaskCard",
+    "sign_request",
+]
 
 # Arguments Slack accepts as JSON-encoded strings in form posts.
-_JSON_ARGS = ("blocks", "attachments", "metadata", "unfurled_attachments")
+_JSON_ARGS = ("blocks", "attachments", "metadata", "unfurled_attachments", "chunks")
 
 # The scope each modelled method needs (conversations.replies depends on the channel type: see _needed_scope).
 _SCOPES: dict[str, str | None] = {
@@ -64,14 +86,14 @@ _SCOPES: dict[str, str | None] = {
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
     "users.info": "users:read",
+    "chat.startStream": "chat:write",
+    "chat.appendStream": "chat:write",
+    "chat.stopStream": "chat:write",
+    "assistant.threads.setStatus": "chat:write",  # or assistant:write (see _check_scope)
 }
 
 UPDATE_TEXT_LIMIT = 4_000  # chat.update: longer text fails with msg_too_long
 POST_TEXT_TRUNCATE = 40_000  # chat.postMessage truncates longer text
-MARKDOWN_TEXT_LIMIT = 12_000
-SECTION_TEXT_LIMIT = 3_000
-SECTION_FIELD_LIMIT = 2_000
-MAX_BLOCKS = 50
 RESPONSE_URL_POSTS = 5  # a response_url accepts this many posts
 
 
@@ -81,127 +103,7 @@ def sign_request(signing_secret: str, timestamp: int | str, body: str) -> str:
     return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-@dataclass
-class Edit:
-    """One accepted ``chat.update``: the message's text and blocks after it, and its ``parse``."""
-
-    at: float
-    text: str
-    blocks: list[Any] | None
-    parse: str | None = None
-    args: JSONDict = field(default_factory=dict)
-    ts: str = ""  # wall-clock time of the edit, as a Slack ts ("edited.ts")
-
-
-@dataclass
-class Message:
-    channel: str
-    ts: str
-    thread_ts: str | None
-    user: str
-    text: str
-    blocks: list[Any] | None = None
-    bot_id: str | None = None
-    edits: list[Edit] = field(default_factory=list)
-    reactions: dict[str, set[str]] = field(default_factory=dict)  # name -> users who reacted
-    deleted: bool = False
-    ephemeral_user: str | None = None
-    # The posting call's arguments:
-    unfurl_links: bool | None = None
-    unfurl_media: bool | None = None
-    parse: str | None = None
-    markdown_text: str | None = None
-    attachments: list[Any] | None = None
-    args: JSONDict = field(default_factory=dict)  # everything the posting call sent (token removed)
-    posted_at: float = 0.0
-
-    @property
-    def is_reply(self) -> bool:
-        return self.thread_ts is not None and self.thread_ts != self.ts
-
-    def to_api(self, *, reply_count: int | None = None, parent_user_id: str | None = None) -> JSONDict:
-        """The message as ``conversations.replies`` / ``chat.postMessage`` return it."""
-        out: JSONDict = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
-        if self.bot_id is not None:
-            out["bot_id"] = self.bot_id
-        if self.blocks:
-            out["blocks"] = self.blocks
-        if self.attachments:
-            out["attachments"] = self.attachments
-        if self.thread_ts is not None:
-            out["thread_ts"] = self.thread_ts
-        elif reply_count:
-            out["thread_ts"] = self.ts
-        if reply_count:
-            out["reply_count"] = reply_count
-        if self.is_reply and parent_user_id is not None:
-            out["parent_user_id"] = parent_user_id
-        if self.edits:
-            out["edited"] = {"user": self.user, "ts": self.edits[-1].ts}
-        if self.reactions:
-            out["reactions"] = [
-                {"name": name, "users": sorted(users), "count": len(users)}
-                for name, users in self.reactions.items()
-                if users
-            ]
-        return out
-
-
-@dataclass
-class Call:
-    """One Web API call as the fake saw it. ``args`` merges query string, form and JSON body."""
-
-    method: str
-    args: JSONDict
-    at: float
-    status: int
-    response: JSONDict
-    http_method: str = "POST"
-    content_type: str = ""  # the Content-Type header as sent ("" if none)
-    token: str | None = None
-    body_size: int = 0  # Content-Length of the request body (0: arguments, if any, were in the query string)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200 and bool(self.response.get("ok"))
-
-
-@dataclass
-class _Failure:
-    status: int
-    error: str
-    retry_after: int
-    times: int
-    apply: bool
-
-
-class _ApiError(Exception):
-    def __init__(
-        self, error: str, status: int = 200, *, headers: dict[str, str] | None = None, **extra: Any
-    ) -> None:
-        super().__init__(error)
-        self.error = error
-        self.status = status
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def _ts_key(ts: str) -> tuple[int, int]:
-    whole, _, frac = ts.partition(".")
-    return int(whole), int((frac + "000000")[:6])
-
-
-def _as_bool(value: Any) -> bool | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return bool(value)
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-class FakeSlack(LocalServer):
+class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
     """One fake Slack workspace (one team, one bot). Use one instance per workspace."""
 
     def __init__(
@@ -251,14 +153,21 @@ class FakeSlack(LocalServer):
         self.not_in_channel: set[str] = set()
         self.users: dict[str, JSONDict] = {}
         # Per-method limits: at most N accepted calls in any `window` seconds (sliding log), else HTTP 429.
-        self.rate_limits: dict[str, int] = {}
+        # The stream methods start at Slack's tiers; `rate_windows` gives a method its own window.
+        self.rate_limits: dict[str, int] = dict(STREAM_RATE_LIMITS)
         self.window: float = 60.0
+        self.rate_windows: dict[str, float] = {}
+        # Retry-After of the sliding-window limits: whole seconds, as Slack sends them (at least 1), or the
+        # exact fraction (tests that must not wait whole seconds). slack_sdk's own rate-limit retry handler
+        # parses the header with int() and fails on a fraction: use it only with clients that do not.
+        self.fractional_retry_after = False
         self.rate_limited_count = 0
         # Server-side latency before answering, in seconds (a "*" key applies to every method).
         self.latency: dict[str, float] = {}
         self.responses: list[tuple[str, JSONDict]] = []
         self.last_command_response_key: str | None = None
         self.last_event_id: str | None = None
+        self.last_action_response_key: str | None = None
         # Socket Mode
         self.socket_connections = 0
         self.envelopes: list[JSONDict] = []
@@ -276,6 +185,7 @@ class FakeSlack(LocalServer):
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port: int | None = None
+        self._init_streams()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -302,6 +212,7 @@ class FakeSlack(LocalServer):
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        self._cancel_timers()
         for ws, _ in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
@@ -434,7 +345,7 @@ class FakeSlack(LocalServer):
         method: str,
         *,
         status: int = 429,
-        retry_after: int = 1,
+        retry_after: float = 1,
         error: str | None = None,
         times: int = 1,
         apply: bool = False,
@@ -444,7 +355,8 @@ class FakeSlack(LocalServer):
         429 -> HTTP 429, ``Retry-After`` and ``{"ok": false, "error": "ratelimited"}``; 200 -> ``{"ok": false,
         "error": error}``; 5xx -> that HTTP status with an error body. ``error`` defaults to ``ratelimited``
         (429), ``internal_error`` (5xx) or ``fatal_error``. With ``apply=True`` the call takes effect anyway
-        and only its answer is lost, like a response that never reached the client.
+        and only its answer is lost, like a response that never reached the client. ``retry_after`` may be
+        a fraction (sent as given, e.g. "0.2"): see ``fractional_retry_after`` about slack_sdk.
         """
         if error is None:
             error = "ratelimited" if status == 429 else "internal_error" if status >= 500 else "fatal_error"
@@ -480,10 +392,14 @@ class FakeSlack(LocalServer):
         for m in sorted(self.messages.values(), key=lambda m: _ts_key(m.ts))[-last:]:
             flags = " deleted" if m.deleted else ""
             flags += f" ephemeral({m.ephemeral_user})" if m.ephemeral_user else ""
+            flags += f" stream({m.stream.state}, {len(m.stream.tasks)} cards)" if m.stream else ""
             text = m.text if len(m.text) < 80 else m.text[:77] + "..."
             lines.append(
                 f"  {m.channel} {m.ts} thread={m.thread_ts} {m.user}{flags} edits={len(m.edits)}: {text!r}"
             )
+        shown = {k: v.status for k, v in self._thread_statuses.items()}
+        if shown:
+            lines.append(f"thread statuses shown: {shown}")
         if self.envelopes:
             unacked = [e["envelope_id"] for e in self.envelopes if e["envelope_id"] not in self.acks]
             lines.append(f"{len(self.envelopes)} envelopes pushed, unacked: {unacked}")
@@ -589,19 +505,24 @@ class FakeSlack(LocalServer):
         self, method: str, args: JSONDict, token: str | None
     ) -> tuple[int, JSONDict, dict[str, str]]:
         handler = self._handlers().get(method)
-        if handler is None:
-            self.unknown_methods.append(method)
+        unavailable = self.unavailable.get(method)
+        if handler is None or unavailable == "unknown_method":
+            if handler is None:
+                self.unknown_methods.append(method)
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
+        self._refresh_streams()
         self._check_token(method, token)
         self._check_scope(method, args)
+        if unavailable is not None:
+            raise _ApiError(unavailable)
         failure = self._take_failure(method)
         if failure is None or failure.apply:
-            self._check_rate_limit(method)
+            self._check_rate_limit(method, args)
         result: JSONDict | None = None
         if failure is None or failure.apply:
             result = handler(args)
         if failure is not None:
-            headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            headers = {"Retry-After": seconds_header(failure.retry_after)} if failure.status == 429 else {}
             return failure.status, {"ok": False, "error": failure.error}, headers
         assert result is not None
         headers = {}
@@ -623,6 +544,7 @@ class FakeSlack(LocalServer):
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
+            **self._stream_handlers(),
         }
 
     def _check_token(self, method: str, token: str | None) -> None:
@@ -642,6 +564,8 @@ class FakeSlack(LocalServer):
 
     def _check_scope(self, method: str, args: JSONDict) -> None:
         needed = self._needed_scope(method, args)
+        if method == "assistant.threads.setStatus" and "assistant:write" in self.scopes:
+            return  # the older scope, still accepted for now
         if self.enforce_scopes and needed is not None and needed not in self.scopes:
             raise _ApiError("missing_scope", needed=needed, provided=",".join(self.scopes))
 
@@ -655,18 +579,29 @@ class FakeSlack(LocalServer):
             queue.popleft()
         return failure
 
-    def _check_rate_limit(self, method: str) -> None:
+    def _check_rate_limit(self, method: str, args: JSONDict) -> None:
+        """Every limit on this call (the method's per workspace, and narrower ones such as the thread
+        status per thread): all must have room, else HTTP 429 with the longest wait; then each counts it."""
+        checks = self._keyed_rate_checks(method, args)
         limit = self.rate_limits.get(method)
-        if limit is None:
-            return
+        if limit is not None:
+            window = self.rate_windows.get(method, self.window)
+            checks.append((self._call_log.setdefault(method, deque()), limit, window))
         now = self.clock()
-        log = self._call_log.setdefault(method, deque())
-        while log and log[0] <= now - self.window:
-            log.popleft()
-        if len(log) >= limit:
-            retry_after = max(1, math.ceil(log[0] + self.window - now))
-            raise _ApiError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
-        log.append(now)
+        wait = 0.0
+        for log, limit, window in checks:
+            while log and log[0] <= now - window:
+                log.popleft()
+            if len(log) >= limit:
+                wait = max(wait, log[0] + window - now if log else window)
+        if wait > 0:
+            if self.fractional_retry_after:
+                seconds = max(round(wait, 3), 0.001)
+            else:
+                seconds = max(1, math.ceil(wait))
+            raise _ApiError("ratelimited", status=429, headers={"Retry-After": seconds_header(seconds)})
+        for log, _, _ in checks:
+            log.append(now)
 
     # --- methods
 
@@ -733,6 +668,7 @@ class FakeSlack(LocalServer):
             posted_at=self.clock(),
         )
         self.messages[(channel, ts)] = msg
+        self._on_bot_reply(channel, msg.thread_ts)
         self._on_message(msg)
         return {"ok": True, "channel": channel, "ts": ts, "message": msg.to_api()}
 
@@ -772,6 +708,7 @@ class FakeSlack(LocalServer):
         channel = self._require(args, "channel", "channel_not_found")
         ts = self._require(args, "ts", "message_not_found")
         msg = self._own_message(channel, ts, "cant_update_message")
+        self._check_editable(msg, "chat.update")
         text = args.get("text")
         if text is not None and len(str(text)) > UPDATE_TEXT_LIMIT:
             raise _ApiError("msg_too_long")
@@ -800,6 +737,7 @@ class FakeSlack(LocalServer):
                 ts=f"{time.time():.6f}",
             )
         )
+        self._after_edit(msg)
         self._on_message(msg)
         return {
             "ok": True,
@@ -813,6 +751,7 @@ class FakeSlack(LocalServer):
         channel = self._require(args, "channel", "channel_not_found")
         ts = self._require(args, "ts", "message_not_found")
         msg = self._own_message(channel, ts, "cant_delete_message")
+        self._check_editable(msg, "chat.delete")
         msg.deleted = True
         self._on_message(msg)
         return {"ok": True, "channel": channel, "ts": ts}
@@ -1318,75 +1257,3 @@ def _page(
         "has_more": has_more,
         "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
     }
-
-
-def _validate_blocks(blocks: Any) -> None:
-    """A subset of Block Kit's rules: the ones a bot that streams into blocks can break."""
-    if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
-        raise _ApiError("invalid_blocks_format")
-    errors: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
-    block_ids: set[str] = set()
-    action_ids: set[str] = set()
-    markdown_total = 0
-    for i, block in enumerate(blocks):
-        where = f"/blocks/{i}"
-        block_id = block.get("block_id")
-        if block_id is not None:
-            if block_id in block_ids:
-                errors.append(f"duplicate block_id [json-pointer:{where}/block_id]")
-            block_ids.add(block_id)
-        kind = block["type"]
-        if kind == "section":
-            text = block.get("text")
-            fields = block.get("fields")
-            if text is None and not fields:
-                errors.append(f"must provide text or fields [json-pointer:{where}]")
-            if text is not None:
-                errors += _text_object_errors(text, SECTION_TEXT_LIMIT, f"{where}/text")
-            for j, f in enumerate(fields or []):
-                errors += _text_object_errors(f, SECTION_FIELD_LIMIT, f"{where}/fields/{j}")
-        elif kind == "header":
-            errors += _text_object_errors(block.get("text"), 150, f"{where}/text", plain_only=True)
-        elif kind == "markdown":
-            markdown_total += len(str(block.get("text", "")))
-        elif kind == "actions":
-            elements = block.get("elements") or []
-            if not elements or len(elements) > 25:
-                errors.append(f"must have 1 to 25 elements [json-pointer:{where}/elements]")
-            for j, element in enumerate(elements):
-                action_id = element.get("action_id") if isinstance(element, dict) else None
-                if action_id is not None:
-                    if action_id in action_ids:
-                        errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
-                    action_ids.add(action_id)
-                if isinstance(element, dict) and element.get("type") == "button":
-                    errors += _text_object_errors(
-                        element.get("text"), 75, f"{where}/elements/{j}/text", plain_only=True
-                    )
-        elif kind == "context":
-            elements = block.get("elements") or []
-            if not elements or len(elements) > 10:
-                errors.append(f"must have 1 to 10 elements [json-pointer:{where}/elements]")
-    if markdown_total > MARKDOWN_TEXT_LIMIT:
-        errors.append(f"markdown blocks exceed {MARKDOWN_TEXT_LIMIT} characters [json-pointer:/blocks]")
-    if errors:
-        raise _ApiError(
-            "invalid_blocks",
-            errors=errors,
-            response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
-        )
-
-
-def _text_object_errors(obj: Any, limit: int, where: str, *, plain_only: bool = False) -> list[str]:
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        return [f"must be a text object [json-pointer:{where}]"]
-    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
-    if obj.get("type") not in allowed:
-        return [f"must be one of {allowed} [json-pointer:{where}/type]"]
-    if not obj["text"]:
-        return [f"must be more than 0 characters [json-pointer:{where}/text]"]
-    if len(obj["text"]) > limit:
-        return [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"]
-    return []

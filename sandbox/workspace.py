@@ -3,14 +3,19 @@
 On one port it serves Slack's Web API and response URLs (the bot's ``SLACK_API_URL`` points here) and the
 page: ``GET /`` the HTML, ``GET /ui/stream`` a live feed (server-sent events: a snapshot, then every change
 of a message as JSON), ``GET /ui/state`` the snapshot, and the person's actions, ``POST /ui/post`` (a
-message), ``POST /ui/command`` (a slash command) and ``POST /ui/action`` (a button press). Those become
-signed deliveries to the bot's Events API endpoint (``app_url``), exactly as Slack would send them:
+message), ``POST /ui/command`` (a slash command), ``POST /ui/action`` (a button press, feedback buttons
+included) and ``POST /ui/stop`` (Slack's Stop on a native stream). Those become signed deliveries to the
+bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 
 - a message that mentions ``@Threadline`` in a channel the bot is in → ``app_mention``;
 - any message in the DM with the bot → ``message`` with ``channel_type: "im"``;
 - other channel messages → nothing (the app subscribes to ``app_mention`` and ``message.im`` only);
 - ``/ask …`` → a form-encoded slash command with a response URL served here;
-- a button → a ``block_actions`` interactivity payload with a response URL served here.
+- a button → a ``block_actions`` interactivity payload with a response URL served here;
+- Stop on a streaming answer → Slack stops the stream and sends ``agent_session_stopped``.
+
+The feed carries native streams as they grow (``message.stream``: Markdown segments, task cards, state)
+and thread statuses (``assistant.threads.setStatus``) as ``{"type": "thread_status", ...}`` events.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +37,8 @@ from urllib.parse import urlencode, urlparse
 import aiohttp
 from aiohttp import web
 
-from sandbox.slack import FakeSlack, Message
+from sandbox.slack import FakeSlack, Message, StatusChange
+from sandbox.slack_actions import ButtonNotFound, find_action
 
 __all__ = ["CHANNELS", "Channel", "Workspace"]
 
@@ -141,6 +146,7 @@ class Workspace(FakeSlack):
         app.router.add_post("/ui/post", self._ui_post)
         app.router.add_post("/ui/command", self._ui_command)
         app.router.add_post("/ui/action", self._ui_action)
+        app.router.add_post("/ui/stop", self._ui_stop)
 
     async def stop(self) -> None:
         for queue in list(self._subscribers):
@@ -225,7 +231,11 @@ class Workspace(FakeSlack):
                 for name, users in msg.reactions.items()
                 if users
             ],
+            "stream": msg.stream.to_json() if msg.stream is not None else None,
         }
+
+    def _on_status(self, change: StatusChange) -> None:
+        self._publish({"type": "thread_status", **_status_json(change)})
 
     def snapshot(self) -> JSONDict:
         visible = [
@@ -241,6 +251,7 @@ class Workspace(FakeSlack):
             "users": {self.user_id: self.user_name, self.bot_user_id: self.bot_name, SLACKBOT: "Slackbot"},
             "channels": [c.to_json() for c in self.channels.values()],
             "messages": [self.message_json(m) for m in visible],
+            "thread_statuses": [_status_json(s) for s in self._thread_statuses.values()],
             "status": dict(self.status),
         }
 
@@ -380,56 +391,46 @@ class Workspace(FakeSlack):
         return web.json_response({"ok": True})
 
     async def _ui_action(self, request: web.Request) -> web.StreamResponse:
-        """You press a button (``{"channel", "ts", "action_id", "block_id"?}``)."""
+        """You press a button (``{"channel", "ts", "action_id", "block_id"?, "value"?}``; ``value`` picks
+        the side of feedback buttons)."""
         data = await self._json_body(request)
         channel = self.channel(str(data.get("channel", "")))
         msg = self.messages.get((channel.id, str(data.get("ts", ""))))
         if msg is None or msg.deleted:
             raise web.HTTPNotFound(text="no such message")
-        found = _find_button(msg.blocks or [], str(data.get("action_id", "")), data.get("block_id"))
-        if found is None:
-            raise web.HTTPNotFound(text="no such button on that message")
-        block_id, element = found
+        try:
+            action = find_action(
+                msg.blocks,
+                action_id=str(data.get("action_id") or "") or None,
+                block_id=str(data["block_id"]) if data.get("block_id") else None,
+                value=str(data["value"]) if data.get("value") is not None else None,
+            )
+        except ButtonNotFound:
+            raise web.HTTPNotFound(text="no such button on that message") from None
         key = f"act{next(self._action_keys)}"
         self._targets[key] = _ResponseTarget(channel=channel.id, thread_ts=msg.thread_ts, message_ts=msg.ts)
-        action: JSONDict = {
-            "action_id": element.get("action_id"),
-            "block_id": block_id,
-            "text": element.get("text"),
-            "type": "button",
-            "action_ts": f"{time.time():.6f}",
-        }
-        for name in ("value", "style"):
-            if name in element:
-                action[name] = element[name]
-        container: JSONDict = {
-            "type": "message",
-            "message_ts": msg.ts,
-            "channel_id": channel.id,
-            "is_ephemeral": msg.ephemeral_user is not None,
-        }
-        if msg.thread_ts is not None:
-            container["thread_ts"] = msg.thread_ts
-        payload: JSONDict = {
-            "type": "block_actions",
-            "user": {
-                "id": self.user_id,
-                "username": self.user_name,
-                "name": self.user_name,
-                "team_id": self.team_id,
-            },
-            "container": container,
-            "trigger_id": f"{next(self._action_keys)}.{self.team_id}.{uuid.uuid4().hex}",
-            "channel": {"id": channel.id, "name": "directmessage" if channel.kind == "im" else channel.name},
-            "state": {"values": {}},
-            "response_url": self.response_url(key),
-            "actions": [action],
-        }
-        if msg.ephemeral_user is None:
-            payload["message"] = msg.to_api()
+        payload = self.block_actions_payload(
+            msg,
+            action,
+            user=self.user_id,
+            channel_name="directmessage" if channel.kind == "im" else channel.name,
+            response_url=self.response_url(key),
+        )
         self.deliveries.append(("action", payload))
         self._spawn(self._send_action(payload, channel.id, msg.thread_ts))
         return web.json_response({"ok": True})
+
+    async def _ui_stop(self, request: web.Request) -> web.StreamResponse:
+        """You press Slack's Stop on a streaming answer (``{"channel", "thread_ts"}``): its streams stop and
+        the bot gets ``agent_session_stopped``."""
+        data = await self._json_body(request)
+        channel = self.channel(str(data.get("channel", "")))
+        thread_ts = str(data.get("thread_ts") or "")
+        if not thread_ts:
+            raise web.HTTPBadRequest(text="which thread?")
+        event = self.agent_session_stopped_event(channel.id, thread_ts, user=self.user_id)
+        self._deliver_event(event)
+        return web.json_response({"ok": True, "stopped": event["streaming_message_ts"]})
 
     # ------------------------------------------------------------------ deliveries to the bot
 
@@ -562,14 +563,10 @@ def _ack_payload(body: str) -> JSONDict | None:
     return {"text": body}
 
 
-def _find_button(blocks: list[Any], action_id: str, block_id: Any) -> tuple[str, JSONDict] | None:
-    for i, block in enumerate(blocks):
-        if not isinstance(block, dict) or block.get("type") != "actions":
-            continue
-        this_block_id = str(block.get("block_id") or f"actions-{i}")
-        if block_id is not None and str(block_id) != this_block_id:
-            continue
-        for element in block.get("elements") or []:
-            if isinstance(element, dict) and element.get("action_id") == action_id:
-                return this_block_id, element
-    return None
+def _status_json(change: StatusChange) -> JSONDict:
+    return {
+        "channel": change.channel,
+        "thread_ts": change.thread_ts,
+        "status": change.status,
+        "loading_messages": change.loading_messages,
+    }

@@ -53,6 +53,9 @@ def bot_env(slack: FakeSlack, model: FakeOpenAI, **overrides: str) -> dict[str, 
         "BOT_RETRY_BASE_SECONDS": "0.05",
         "BOT_FINAL_EDIT_DEADLINE_SECONDS": "5",
         "PORT": "0",
+        # The tests written before native streams observe edits; tests of native streams (and of
+        # the default) pass BOT_TRANSPORT=auto or native explicitly.
+        "BOT_TRANSPORT": "edit",
     }
     env.update(overrides)
     return env

@@ -615,6 +615,29 @@ class TestEditBudgetContract:
         # no live answers: a non-final edit may use the window's last slot
         await asyncio.wait_for(budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS), 0.2)
 
+    async def test_a_reservation_is_kept_until_its_call_takes_it(self, backend: Backend) -> None:
+        # A native stream's stop is reserved before the stream starts: calls sent plus calls kept
+        # never exceed the limit, and the kept call is granted at once when it is made.
+        budget = backend.budget(limit=3, window=0.6, reserve_fraction=0)
+        assert await budget.try_reserve(team_id="T1", answer_id="a")
+        assert await budget.try_reserve(team_id="T1", answer_id="a")  # the same answer: one kept call
+        assert await budget.try_reserve(team_id="T1", answer_id="b")
+        await budget.acquire(team_id="T1", priority=Priority.FINAL)  # an unreserved call
+        assert not await budget.try_reserve(team_id="T1", answer_id="c")  # 1 sent + 2 kept = 3
+        assert await budget.try_reserve(team_id="T2", answer_id="c")  # another workspace
+        started = time.monotonic()
+        await budget.acquire(team_id="T1", priority=Priority.FINAL, answer_id="a")
+        assert time.monotonic() - started < 0.1
+        assert not await budget.try_reserve(team_id="T1", answer_id="c")  # 2 sent + 1 kept
+        await budget.live(team_id="T1", answer_id="b", alive=False)  # b gives its call back unused
+        assert await budget.try_reserve(team_id="T1", answer_id="c")
+
+    async def test_no_reservation_while_paused(self, backend: Backend) -> None:
+        budget = backend.budget(limit=3, window=0.6, reserve_fraction=0)
+        await budget.pause(team_id="T1", seconds=0.3)
+        assert not await budget.try_reserve(team_id="T1", answer_id="a")
+        await eventually(lambda: budget.try_reserve(team_id="T1", answer_id="a"))
+
     async def test_pause_holds_every_edit_of_the_workspace(self, backend: Backend) -> None:
         budget = backend.budget(limit=10, window=1.0)
         await budget.pause(team_id="T1", seconds=0.3)

@@ -19,7 +19,8 @@ async def test_one_answer_quick(tmp_path: Path) -> None:
     assert conv.sent_at <= conv.placeholder_at <= conv.first_words_at <= conv.final_at
     assert result.chunks == scenario.words
     assert result.bot_cpu > 0 and result.peak_rss_mb > 0
-    assert result.conversations[0].updates >= 1
+    assert result.conversations[0].native and result.native == 1  # BOT_TRANSPORT=auto: streamed natively
+    assert result.calls_by.get("chat.startStream") == 1 and result.calls_by.get("chat.stopStream") == 1
     text = report([result], markdown=False, quick=True, host="test machine")
     assert "1 answer" in text and "CPU us / chunk" in text
     assert "| 1 answer |" in report([result], markdown=True, quick=True, host="test machine")

@@ -40,8 +40,11 @@ async def answered(slack: FakeSlack, channel: str, thread_ts: str, expected: lis
 
 
 async def test_mention_streams_into_a_placeholder_in_the_thread(
-    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
+    # Progress is paced over the edit window (issue 15 item 5): a 6 s window lets a 1 s answer show
+    # several edits.
+    bot = await start_bot(BOT_EDIT_WINDOW_SECONDS="6")
     model.script(Reply.text(ANSWER, delay=0.03))
     event = slack.mention_event("C1", "what is a token bucket?")
     sent = time.monotonic()
@@ -74,7 +77,7 @@ async def test_mention_streams_into_a_placeholder_in_the_thread(
 async def test_edits_respect_the_interval_and_the_final_comes_at_once(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(BOT_EDIT_INTERVAL_SECONDS="0.25")
+    bot = await start_bot(BOT_EDIT_INTERVAL_SECONDS="0.25", BOT_EDIT_WINDOW_SECONDS="6")
     words = " ".join(f"word{i}" for i in range(60))
     model.script(Reply.text(words, delay=0.02))
     event = slack.mention_event("C1", "count")

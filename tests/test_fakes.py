@@ -181,9 +181,9 @@ async def test_fail_with_status_200_and_5xx(slack: FakeSlack, client: AsyncWebCl
 
 async def test_unknown_method_is_refused_and_recorded(slack: FakeSlack, client: AsyncWebClient) -> None:
     with pytest.raises(SlackApiError) as err:
-        await client.api_call("chat.startStream", json={"channel": "C1"})
+        await client.api_call("agents.sessions.setStatus", json={"channel": "C1"})
     assert err.value.response["error"] == "unknown_method"
-    assert slack.unknown_methods == ["chat.startStream"]
+    assert slack.unknown_methods == ["agents.sessions.setStatus"]
 
 
 async def test_reactions_use_query_string(slack: FakeSlack, client: AsyncWebClient) -> None:

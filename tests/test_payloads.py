@@ -2,10 +2,13 @@ import pytest
 
 from bot.jobs import Job, Request, Source
 from bot.payloads import (
+    StreamsStopped,
     dedup_keys,
+    feedback_vote,
     is_user_message,
     request_from_command,
     request_from_event,
+    streams_stopped,
     strip_bot_mention,
 )
 
@@ -83,3 +86,31 @@ def test_slack_escapes_are_undone_for_the_model() -> None:
     event = {"user": "U1", "ts": "1.0", "channel": "C1", "text": "<@UBOT> is 1 &lt; 2 &amp;&amp; 3 &gt; 2?"}
     r = request_from_event(event, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None)
     assert r.text == "is 1 < 2 && 3 > 2?"
+
+
+def test_agent_session_stopped_is_parsed() -> None:
+    event = {
+        "type": "agent_session_stopped",
+        "channel": "C1",
+        "thread_ts": "1.0",
+        "user": "U1",
+        "streaming_message_ts": ["2.0", "3.0"],
+    }
+    assert streams_stopped(event) == StreamsStopped("C1", "1.0", "U1", ["2.0", "3.0"])
+    # No stream was live (the answer waits for its first words): the thread names the answer.
+    assert streams_stopped({**event, "streaming_message_ts": []}) == StreamsStopped("C1", "1.0", "U1", [])
+    assert streams_stopped({**event, "streaming_message_ts": "2.0"}) == StreamsStopped(
+        "C1", "1.0", "U1", ["2.0"]
+    )
+    assert streams_stopped({**event, "user": {"id": "U2"}}) == StreamsStopped(
+        "C1", "1.0", "U2", ["2.0", "3.0"]
+    )
+    for broken in ({"user": None}, {"channel": ""}, {"thread_ts": None, "streaming_message_ts": []}):
+        assert streams_stopped({**event, **broken}) is None
+
+
+def test_feedback_button_values() -> None:
+    assert feedback_vote({"value": "up:abc123"}) == "up"
+    assert feedback_vote({"value": "down:abc123"}) == "down"
+    assert feedback_vote({"value": "sideways:abc"}) is None
+    assert feedback_vote({}) is None

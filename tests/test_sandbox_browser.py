@@ -64,6 +64,9 @@ class SandboxProcess:
             # Two attempts: a flaky demo question is answered on its retry, a failing one fails both
             # (the sandbox tells the demo model how many the bot makes).
             "BOT_MAX_ATTEMPTS": "2",
+            # These tests follow edited answers (mrkdwn, the Stop button, Retry); the page's native
+            # streams are tested in test_sandbox_browser_streams.py.
+            "BOT_TRANSPORT": "edit",
         }
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -302,7 +305,7 @@ def test_failing_model_shows_the_error_and_retry_answers(page: Page) -> None:
     failed = answers.first
     # Every attempt failed (HTTP 503): the error is told in plain words, with a Retry button, and the
     # question is marked ⚠️.
-    expect(failed.locator(".body")).to_contain_text("⚠️ The model is overloaded or rate limited right now.")
+    expect(failed.locator(".body")).to_contain_text("⚠️ The model server is overloaded right now.")
     retry = failed.locator(".block-button", has_text="Retry")
     expect(retry).to_have_count(1)
     expect(question.locator(".reactions")).to_contain_text("⚠️")

@@ -21,6 +21,18 @@ def test_minimal_http_mode() -> None:
     assert s.edits_per_minute == 45
 
 
+def test_native_streams_by_default() -> None:
+    s = Settings.from_env(BASE)
+    assert s.transport == "auto"
+    assert (s.stream_starts_per_minute, s.stream_stops_per_minute, s.stream_appends_per_minute) == (
+        18,
+        18,
+        90,
+    )
+    assert (s.stream_rollover_chars, s.stream_rollover_seconds) == (11_000, 240.0)
+    assert Settings.from_env({**BASE, "BOT_TRANSPORT": "Edit"}).transport == "edit"
+
+
 def test_socket_mode_needs_no_signing_secret() -> None:
     env = {**BASE, "SLACK_APP_TOKEN": "xapp-1-A-1-x"}
     del env["SLACK_SIGNING_SECRET"]
@@ -48,6 +60,11 @@ def test_tokens_are_not_in_repr() -> None:
         ({"BOT_MAX_CONCURRENCY": "0"}, "BOT_MAX_CONCURRENCY", "at least 1"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "DEBUG"),
+        ({"BOT_TRANSPORT": "carrier-pigeon"}, "BOT_TRANSPORT", "auto or native or edit"),
+        ({"BOT_STREAM_ROLLOVER_CHARS": "12000"}, "BOT_STREAM_ROLLOVER_CHARS", "at most 11500"),
+        ({"BOT_STREAM_ROLLOVER_CHARS": "100"}, "BOT_STREAM_ROLLOVER_CHARS", "at least 500"),
+        ({"BOT_STREAM_STARTS_PER_MINUTE": "0"}, "BOT_STREAM_STARTS_PER_MINUTE", "at least 1"),
+        ({"BOT_STREAM_ROLLOVER_SECONDS": "0"}, "BOT_STREAM_ROLLOVER_SECONDS", "greater than 0"),
     ],
 )
 def test_bad_values_name_the_variable(change: dict[str, str], variable: str, words: str) -> None:

@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, mapped, piece_of
 from bot.gateway.pacing import Pacing
+from bot.gateway.streams import NativeStreams
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class SlackGateway:
         self.client, self._once_client, self._aux_client = _web_clients(
             token=token, base_url=base_url, timeout=timeout, session=self._session
         )
+        self.streams = NativeStreams(self)
 
     async def close(self) -> None:
         await self._session.close()
@@ -109,6 +111,14 @@ class SlackGateway:
             response = await call()
         data = response.data
         return data if isinstance(data, dict) else {}
+
+    async def call(
+        self, method: str, call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]], *, retry: bool
+    ) -> dict[str, Any]:
+        """One call of ``method``, errors translated; ``retry`` for an idempotent call (connection and
+        server errors retried), else it is made once. Pacing and 429s are the caller's."""
+        client = self.client if retry else self._once_client
+        return await self._call(method, lambda: call(client))
 
     async def post_message(
         self,
@@ -192,14 +202,21 @@ class SlackGateway:
             if found is not None:
                 return found
 
+    async def find_posted_anywhere(
+        self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
+    ) -> str | None:
+        """The message posted for (request_id, piece) in a thread, or top-level when no thread."""
+        if thread_ts is not None:
+            pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
+            return pieces.get(piece)
+        return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+
     async def _lookup(self, channel: str, thread_ts: str | None, request_id: str, piece: int) -> str | None:
         """The message posted for (request_id, piece), if a post whose answer was lost made one."""
         try:
-            if thread_ts is not None:
-                pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
-                return pieces.get(piece)
-            # A top-level message (a command's answer): among the channel's newest.
-            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+            return await self.find_posted_anywhere(
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+            )
         except SlackError:
             return None
 

@@ -82,6 +82,20 @@ class Pacing:
         else:
             await asyncio.sleep(retry_after)
 
+    async def reserve(self, method: str, *, key: str, answer_id: str) -> bool:
+        """Keep one call of ``method`` for ``answer_id`` if the budget has room now (never waits);
+        the call's ``slot`` (with this ``answer_id``) then takes the kept room at once. A method
+        without a budget always has room. ``live(..., alive=False)`` gives an unused one back."""
+        budget = self._budgets.get(method)
+        if budget is None:
+            return True
+        return await budget.try_reserve(team_id=key, answer_id=answer_id)
+
+    async def interval(self, method: str, *, key: str) -> float:
+        """The least time between one answer's progress calls of ``method`` (0: not paced)."""
+        budget = self._budgets.get(method)
+        return 0.0 if budget is None else await budget.progress_interval(team_id=key)
+
     async def live(self, method: str, *, key: str, answer_id: str, alive: bool) -> None:
         """An answer starts (or stops) needing a final call of ``method``: its room is kept."""
         budget = self._budgets.get(method)

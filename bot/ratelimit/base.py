@@ -37,6 +37,25 @@ class EditBudget(Protocol):
         leave B * ceil(L/B) - L slots for everything else)."""
         ...
 
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        """Without waiting: keep one call of the window for ``answer_id`` if the calls sent in it
+        plus those kept already leave room (and no pause holds the workspace). The call is then sure
+        to fit when it is made: its ``acquire`` (final, with this ``answer_id``) takes the kept
+        room; ``live(alive=False)`` gives it back unused. Used where a call must not wait later (a
+        native stream's start and stop are reserved before the stream is chosen)."""
+        ...
+
+    async def progress_interval(self, *, team_id: str) -> float:
+        """How far apart one answer's progress edits should be so that the progress share of the
+        window, spread evenly over the workspace's live answers, is never spent early and never
+        runs dry: ``window * live / progress_ceiling`` (a lone answer on Slack's 45 a minute: one
+        every 2.7 s, for the whole minute)."""
+        ...
+
+
+def progress_interval(*, window: float, live: int, ceiling: int) -> float:
+    return window * max(1, live) / max(1, ceiling)
+
 
 def refuses_non_final(*, used: int, live: int, limit: int) -> bool:
     """True when one more non-final edit now would delay some live answer's final by a window.

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot import window as sliding
-from bot.ratelimit.base import Priority, refuses_non_final
+from bot.ratelimit.base import Priority, progress_interval, refuses_non_final
 
 
 @dataclass(order=True)
@@ -83,6 +83,11 @@ class MemoryEditBudget:
     def _can_send(self, ws: _Workspace, priority: Priority, now: float) -> bool:
         return now >= ws.paused_until and self._allowed_at(ws, priority, len(ws.sent))
 
+    async def progress_interval(self, *, team_id: str) -> float:
+        ws = self._workspaces.get(team_id)
+        live = len(ws.live) if ws is not None else 0
+        return progress_interval(window=self.window, live=live, ceiling=self._ceiling[Priority.PROGRESS])
+
     async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())
         if alive:
@@ -91,6 +96,15 @@ class MemoryEditBudget:
             ws.live.discard(answer_id)
             if ws.waiters:
                 self._pump(team_id)
+
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        ws = self._workspaces.setdefault(team_id, _Workspace())
+        now = self._clock()
+        sliding.expire(ws.sent, now, self.window)
+        if now < ws.paused_until or len(ws.sent) + len(ws.live | {answer_id}) > self.limit:
+            return False
+        ws.live.add(answer_id)
+        return True
 
     async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())

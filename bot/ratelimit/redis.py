@@ -28,7 +28,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from bot.ratelimit.base import Priority
+from bot.ratelimit.base import Priority, progress_interval
 from bot.redis import KEY_PREFIX, LUA_NOW_MS, unavailable_as
 from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
@@ -98,6 +98,31 @@ return 1
 """
 )
 
+# KEYS: edits, pause, live; ARGV: window (ms), limit, answer id, ms to keep it -> 1 kept | 0 no room
+_RESERVE = (
+    LUA_NOW_MS
+    + """
+local now = now_ms()
+if redis.call('PTTL', KEYS[2]) > 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local kept = redis.call('ZCARD', KEYS[3])
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) == false then kept = kept + 1 end
+if redis.call('ZCARD', KEYS[1]) + kept > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
+return 1
+"""
+)
+
+# KEYS: live -> how many answers are live now
+_LIVE_COUNT = (
+    LUA_NOW_MS
+    + """
+return redis.call('ZCOUNT', KEYS[1], now_ms(), '+inf')
+"""
+)
+
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
 _PAUSE = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -135,6 +160,8 @@ class RedisEditBudget:
         self._take = redis.register_script(_TAKE)
         self._pause = redis.register_script(_PAUSE)
         self._live = redis.register_script(_LIVE)
+        self._reserve = redis.register_script(_RESERVE)
+        self._live_count = redis.register_script(_LIVE_COUNT)
         self._token = secrets.token_hex(6)  # members must be unique across replicas
         self._seq = itertools.count()
 
@@ -160,6 +187,21 @@ class RedisEditBudget:
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)  # until the blocking entry leaves the window
+
+    async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
+        keys = [
+            edits_key(self.prefix, team_id),
+            pause_key(self.prefix, team_id),
+            live_key(self.prefix, team_id),
+        ]
+        with unavailable_as(StoreUnavailable):
+            kept = await self._reserve(keys=keys, args=[self._window_ms, self.limit, answer_id, LIVE_TTL_MS])
+        return bool(int(kept))
+
+    async def progress_interval(self, *, team_id: str) -> float:
+        with unavailable_as(StoreUnavailable):
+            live = int(await self._live_count(keys=[live_key(self.prefix, team_id)]))
+        return progress_interval(window=self.window, live=live, ceiling=self._ceiling[Priority.PROGRESS])
 
     async def live(self, *, team_id: str, answer_id: str, alive: bool) -> None:
         with unavailable_as(StoreUnavailable):

@@ -90,6 +90,7 @@ class EditView:
         self._final_button: Button | None = None
         self._shown_words = False
         self._last_cycle = float("-inf")
+        self._pace = 0.0  # the progress interval the edit budget asks for (``Pacing.interval``)
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -212,7 +213,8 @@ class EditView:
         while True:
             await self._changed.wait()
             if not self._closing.is_set():
-                delay = self._last_cycle + self._interval - self._clock()
+                interval = max(self._interval, self._pace) if self._shown_words else self._interval
+                delay = self._last_cycle + interval - self._clock()
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(delay):  # no task per wait: this runs every edit
@@ -225,6 +227,10 @@ class EditView:
             done = await self._sync(final=final)
             if final and done:
                 return
+            if self._shown_words:
+                # Progress is paced, not spent: the workspace's progress share, spread evenly over
+                # its live answers (a lone answer is never starved for the rest of the window).
+                self._pace = await self._gateway.pacing.interval("chat.update", key=self._team_id)
 
     async def _acquire(
         self, priority: Priority, *, interruptible: bool, timeout: float | None = None
