@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import SlackError
-from bot.gateway.errors import answer_metadata, mapped, piece_of
+from bot.gateway.errors import answer_metadata, answer_pieces, mapped
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
 from bot.ratelimit.base import Priority
@@ -190,7 +191,9 @@ class SlackGateway:
                 if failures >= self._post_attempts:
                     # The last attempt may have taken effect although its answer was lost (a 500
                     # after the write): look before giving up, or a stray message stays behind.
-                    found = await self._lookup(channel, thread_ts, request_id, piece)
+                    found = await self.find_posted_anywhere(
+                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                    )
                     if found is not None:
                         return found
                     raise
@@ -198,27 +201,23 @@ class SlackGateway:
                     "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
                 )
             await asyncio.sleep(self._retry_base * failures)
-            found = await self._lookup(channel, thread_ts, request_id, piece)
+            found = await self.find_posted_anywhere(
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+            )
             if found is not None:
                 return found
 
     async def find_posted_anywhere(
         self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
     ) -> str | None:
-        """The message posted for (request_id, piece) in a thread, or top-level when no thread."""
-        if thread_ts is not None:
-            pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
-            return pieces.get(piece)
-        return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
-
-    async def _lookup(self, channel: str, thread_ts: str | None, request_id: str, piece: int) -> str | None:
-        """The message posted for (request_id, piece), if a post whose answer was lost made one."""
-        try:
-            return await self.find_posted_anywhere(
-                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-            )
-        except SlackError:
-            return None
+        """The message posted for (request_id, piece) in a thread, or top-level when no thread (a post
+        whose answer was lost may have made one); None if there is none or Slack could not be asked."""
+        with contextlib.suppress(SlackError):
+            if thread_ts is not None:
+                pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
+                return pieces.get(piece)
+            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+        return None
 
     async def find_posted_top_level(self, *, channel: str, request_id: str, piece: int = 0) -> str | None:
         """The ts of a top-level message this bot posted for (request_id, piece), among the
@@ -229,20 +228,14 @@ class SlackGateway:
                 self._aux_client.conversations_history, channel=channel, limit=50, include_all_metadata=True
             ),
         )
-        for message in data.get("messages") or []:
-            if piece_of(message, request_id) == piece:
-                return str(message["ts"])
-        return None
+        return answer_pieces(data.get("messages") or [], request_id).get(piece)
 
     async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
         """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
         number -> ts."""
-        found: dict[int, str] = {}
-        for message in await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True):
-            piece = piece_of(message, request_id)
-            if piece is not None:
-                found.setdefault(piece, str(message["ts"]))
-        return found
+        return answer_pieces(
+            await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True), request_id
+        )
 
     async def edit_slot(
         self,
@@ -292,11 +285,10 @@ class SlackGateway:
                 give_way=give_way,
                 timeout=slot_timeout,
             )
-        client = self.client if retry else self._once_client
         try:
-            await self._call(
+            await self.call(
                 "chat.update",
-                lambda: client.chat_update(
+                lambda client: client.chat_update(
                     channel=channel,
                     ts=ts,
                     text=text,
@@ -305,10 +297,10 @@ class SlackGateway:
                     unfurl_links=False,
                     unfurl_media=False,
                 ),
+                retry=retry,
             )
         except SlackError as err:
-            if err.retry_after is not None:
-                await self.pacing.rate_limited("chat.update", key=team_id, retry_after=err.retry_after)
+            await self.pacing.failed("chat.update", key=team_id, err=err)
             raise
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
@@ -334,8 +326,7 @@ class SlackGateway:
         try:
             await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
         except SlackError as err:
-            if err.retry_after is not None:
-                await self.pacing.rate_limited(method, key=team_id, retry_after=err.retry_after)
+            await self.pacing.failed(method, key=team_id, err=err)
             if err.error != harmless:
                 raise
 

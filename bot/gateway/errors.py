@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -54,6 +54,17 @@ def mapped(method: str) -> Iterator[None]:
 def answer_metadata(request_id: str, piece: int) -> dict[str, Any]:
     """The message metadata naming piece ``piece`` of ``request_id``'s answer."""
     return {"event_type": METADATA_EVENT, "event_payload": {"request_id": request_id, "piece": piece}}
+
+
+def answer_pieces(messages: Iterable[dict[str, Any]], request_id: str) -> dict[int, str]:
+    """Among ``messages``, those of ``request_id``'s answer (by their metadata): piece -> ts (the
+    first message of each piece)."""
+    found: dict[int, str] = {}
+    for message in messages:
+        piece = piece_of(message, request_id)
+        if piece is not None:
+            found.setdefault(piece, str(message["ts"]))
+    return found
 
 
 def piece_of(message: dict[str, Any], request_id: str) -> int | None:
