@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
 
 from bot import backends
 from bot.constants import SLACK_MAX_BODY_BYTES
@@ -22,9 +24,9 @@ from bot.engine import Engine
 from bot.errors import ConfigError, ModelError, SlackError
 from bot.gateway import Pacing, SlackGateway
 from bot.http_body import read_bounded, too_large
+from bot.inbound import MalformedBody, parse_body, signature_ok
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
-from bot.llm import LLMClient
 from bot.metrics import Metrics
 from bot.model import build_model
 from bot.queue.memory import MemoryQueue
@@ -43,10 +45,6 @@ class Runtime:
         self.settings = settings
         self.ready = False
         self.refusing_intake = False
-        # Bolt verifies every request it dispatches; this one checks the few answered without it
-        # (a slash command while shutting down).
-        secret = settings.slack_signing_secret
-        self._verifier = SignatureVerifier(secret) if secret else None  # None in Socket Mode
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._watchdog: SocketWatchdog | None = None
@@ -90,7 +88,7 @@ class Runtime:
         self.engine = Engine(
             settings=s,
             gateway=self.gateway,
-            llm=LLMClient.over(self.model),
+            model=self.model,
             queue=self.queue,
             store=self.backends.store,
             dedup=self.backends.dedup,
@@ -133,29 +131,41 @@ class Runtime:
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
+        """Read within a bound, verify the signature on the raw bytes, check the body's shape, and
+        only then hand the parsed body to Bolt (see ``bot.inbound``)."""
         raw = await read_bounded(request)
         if raw is None:
             return too_large()
-        body = raw.decode("utf-8", errors="replace")  # not UTF-8: the signature check refuses it
+        if not signature_ok(
+            raw,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+            signature=request.headers.get("X-Slack-Signature"),
+            secret=self.settings.slack_signing_secret or "",
+            now=time.time(),
+        ):
+            logger.debug("refused a request without a valid Slack signature (401)")
+            return web.json_response({"ok": False, "error": "invalid_signature"}, status=401)
+        try:
+            body = parse_body(raw, request.headers.get("Content-Type"))
+        except MalformedBody as err:
+            return _malformed(str(err))
         del raw
         if self.refusing_intake:
-            # Shutting down with an in-memory queue: a question taken now could never be answered.
-            if "command=" in body and not body.startswith("payload="):
-                # Slack does not retry a slash command: tell the asker (Bolt would verify the
-                # signature first, so only a correctly signed command gets this answer).
-                if self._verifier is not None and self._verifier.is_valid_request(
-                    body, dict(request.headers)
-                ):
-                    return web.json_response({"response_type": "ephemeral", "text": RESTARTING_TEXT})
-                return web.json_response({"ok": False}, status=401)
-            if not body.startswith("payload="):  # button presses still reach answers in flight
-                # Slack retries an event that got no 2xx, so it is not lost.
-                return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
-        bolt_request = AsyncBoltRequest(
-            body=body,
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
+            refused = _refuse_while_stopping(body)
+            if refused is not None:
+                return refused
+        try:
+            # Bolt gets the body we parsed and verified: in HTTP mode it would parse the text again
+            # by its own rules (which drop a form body that merely mentions "payload"). A parsed body
+            # is what Bolt takes in Socket Mode, where it skips its signature check, as it may here.
+            bolt_request = AsyncBoltRequest(
+                body=body,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+                mode="socket_mode",
+            )
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+            return _malformed(f"Bolt could not read it ({type(err).__name__})")  # a shape we missed
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -266,6 +276,24 @@ class Runtime:
                     await self.engine.abandon(job)
         except TimeoutError:
             logger.warning("could not tell every asker before exiting")
+
+
+def _malformed(reason: str) -> web.Response:
+    """400 for a correctly signed body Slack would never send: one line, never the body."""
+    logger.warning("refused a signed request with a malformed body: %s", reason)
+    return web.json_response({"ok": False, "error": "malformed_body"}, status=400)
+
+
+def _refuse_while_stopping(body: Mapping[str, Any]) -> web.Response | None:
+    """Shutting down with an in-memory queue: a question taken now could never be answered. ``None``
+    lets the request through (button presses still reach answers in flight)."""
+    if "command" in body:
+        # Slack does not retry a slash command: tell the asker.
+        return web.json_response({"response_type": "ephemeral", "text": RESTARTING_TEXT})
+    if body.get("type") == "event_callback":
+        # Slack retries an event that got no 2xx, so it is not lost.
+        return web.json_response({"ok": False, "error": "shutting_down"}, status=503)
+    return None
 
 
 async def run_forever(settings: Settings) -> None:

@@ -112,7 +112,11 @@ def build(settings: Settings) -> Backends:
     }
     if not s.redis_url:
         return Backends(
-            queue=MemoryQueue(channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds),
+            queue=MemoryQueue(
+                channel_concurrency=s.channel_concurrency,
+                lease_seconds=s.lease_seconds,
+                max_total=s.max_queued_total,
+            ),
             store=MemoryConversationStore(ttl_seconds=s.conversation_ttl_seconds),
             dedup=MemoryDeduplicator(ttl_seconds=s.dedup_ttl_seconds),
             budgets=local,
@@ -135,7 +139,12 @@ def build(settings: Settings) -> Backends:
         )
 
     return Backends(
-        queue=RedisQueue(redis, channel_concurrency=s.channel_concurrency, lease_seconds=s.lease_seconds),
+        queue=RedisQueue(
+            redis,
+            channel_concurrency=s.channel_concurrency,
+            lease_seconds=s.lease_seconds,
+            max_total=s.max_queued_total,
+        ),
         store=RedisConversationStore(redis, ttl_seconds=s.conversation_ttl_seconds),
         dedup=RedisDeduplicator(redis, ttl_seconds=s.dedup_ttl_seconds),
         budgets={method: shared(method) for method in specs},

@@ -2,7 +2,8 @@
 
 The system prompt is always kept; the newest turns are kept first; a turn that would overflow the
 budget ends the history (older turns are dropped, never cut in the middle). The current question is
-always sent, shortened to fit when it alone exceeds the budget.
+always sent; when it alone exceeds the budget its middle is left out, marked, and its beginning and
+its end are kept (a pasted log usually ends with the question about it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ Role = Literal["user", "assistant"]
 # message. Exactness does not matter; the budget is a guard against sending a huge history.
 _CHARS_PER_TOKEN = 4
 _MESSAGE_OVERHEAD_TOKENS = 4
-_SHORTENED = "\n[… message shortened: it was too long …]"
+_OMITTED = "\n\n[… {} characters omitted …]\n\n"
+# A cut is moved back (or forward) to a line break, else a space, within this many characters.
+_SNAP_CHARS = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,14 +57,14 @@ class Prompt:
 
 def build_prompt(*, system_prompt: str, history: list[Turn], question: Turn, budget_tokens: int) -> Prompt:
     """Chat Completions messages: system prompt, as many of the newest ``history`` turns as fit, then
-    ``question``. Drops the oldest turns first; shortens ``question`` only if it alone does not fit."""
+    ``question``. Drops the oldest turns first; leaves out the middle of ``question`` only if it alone
+    does not fit (``question_truncated``; tell the asker with ``LONG_QUESTION_NOTE``)."""
     remaining = budget_tokens - estimate_tokens(system_prompt)
     question_text = question.content()
     truncated = False
     cost = estimate_tokens(question_text)
     if cost > remaining:
-        keep_chars = max(0, (remaining - _MESSAGE_OVERHEAD_TOKENS) * _CHARS_PER_TOKEN - len(_SHORTENED))
-        question_text = question_text[:keep_chars] + _SHORTENED
+        question_text = elide_middle(question_text, (remaining - _MESSAGE_OVERHEAD_TOKENS) * _CHARS_PER_TOKEN)
         truncated = True
         cost = estimate_tokens(question_text)
     remaining -= cost
@@ -77,6 +80,37 @@ def build_prompt(*, system_prompt: str, history: list[Turn], question: Turn, bud
     messages += [{"role": t.role, "content": t.content()} for t in kept]
     messages.append({"role": "user", "content": question_text})
     return Prompt(messages, len(history) - len(kept), truncated)
+
+
+def elide_middle(text: str, max_chars: int) -> str:
+    """``text`` in at most ``max_chars`` characters: its beginning and its end, each cut at a line
+    break or a space when one is near, and between them a marker saying how many were left out."""
+    if len(text) <= max_chars:
+        return text
+    room = max(0, max_chars - len(_OMITTED.format(f"{len(text):,}")))  # the count is never longer
+    head_end = _snap_back(text, room - room // 2)
+    tail_start = _snap_forward(text, len(text) - room // 2)
+    return text[:head_end] + _OMITTED.format(f"{tail_start - head_end:,}") + text[tail_start:]
+
+
+def _snap_back(text: str, cut: int) -> int:
+    """``cut``, or a nearby earlier line break (else space): never a longer beginning."""
+    window = min(_SNAP_CHARS, cut // 10)
+    for separator in ("\n", " "):
+        found = text.rfind(separator, cut - window, cut)
+        if found >= 0:
+            return found
+    return cut
+
+
+def _snap_forward(text: str, cut: int) -> int:
+    """``cut``, or just after a nearby later line break (else space): never a longer end."""
+    window = min(_SNAP_CHARS, (len(text) - cut) // 10)
+    for separator in ("\n", " "):
+        found = text.find(separator, cut, cut + window)
+        if found >= 0:
+            return found + 1
+    return cut
 
 
 def drop_oldest(prompt: Prompt, fraction: float = 0.5) -> Prompt | None:

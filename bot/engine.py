@@ -23,8 +23,8 @@ from bot.intake import Intake
 from bot.jobs import Job, Request
 from bot.limits.base import LimitStore
 from bot.limits.memory import MemoryLimitStore
-from bot.llm import LLMClient
 from bot.metrics import Metrics
+from bot.model.base import ModelClient
 from bot.notices import QueueNotices
 from bot.placeholders import Placeholders
 from bot.queue.base import JobQueue
@@ -45,7 +45,7 @@ class Engine:
         *,
         settings: Settings,
         gateway: SlackGateway,
-        llm: LLMClient,
+        model: ModelClient,
         queue: JobQueue,
         store: ConversationStore,
         dedup: Deduplicator,
@@ -86,7 +86,7 @@ class Engine:
             resubmit=lambda request: self.intake.submit(request, dedup=False),
             on_retry=self.reactions.retried,
         )
-        self.generator = Generator(settings=settings, llm=llm, metrics=self.metrics)
+        self.generator = Generator(settings=settings, model=model, metrics=self.metrics)
         self.runner = AnswerRunner(
             settings=settings,
             metrics=self.metrics,

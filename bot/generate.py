@@ -1,25 +1,26 @@
-"""One answer from the model into a view: retries (tenacity: only retryable errors, Retry-After
-honoured, a retried stream replaces the partial text), the context-length trim, the whole-answer
-timeout, and the error → note mapping (``bot.errors``)."""
+"""One answer from the model into a view: the events of ``ModelClient.answer`` (retries are the model
+seam's, ``bot.model.retry``) shown as they come — a retried stream replaces the partial text and shows
+"retrying, 2 of 3…" — plus the context-length trim, the whole-answer timeout, and the error → note
+mapping (``bot.errors``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from dataclasses import dataclass
 
 from bot.context import Prompt, drop_oldest
-from bot.errors import ContextTooLong, EmptyAnswer, ModelError, ModelTimeout, user_message
+from bot.errors import (
+    TRUNCATED_NOTE,
+    ContextTooLong,
+    EmptyAnswer,
+    ModelError,
+    ModelTimeout,
+    user_message,
+)
 from bot.jobs import Request
-from bot.llm import LLMClient
 from bot.metrics import AnswerStats, Metrics
+from bot.model.base import Delta, Finished, ModelClient, Retrying
 from bot.settings import Settings
 from bot.texts import WARNING_PREFIX, retrying_status
 from bot.view.base import AnswerView
@@ -27,24 +28,30 @@ from bot.view.base import AnswerView
 logger = logging.getLogger(__name__)
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ModelError) and exc.retryable
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """How an answer ended: a note for the user (``None``: nothing to add), whether it failed, and
+    whether asking again could help (``False``: an admin must fix something; no Retry button)."""
+
+    note: str | None = None
+    failed: bool = False
+    retry_helps: bool = True
 
 
 class Generator:
-    def __init__(self, *, settings: Settings, llm: LLMClient, metrics: Metrics) -> None:
+    def __init__(self, *, settings: Settings, model: ModelClient, metrics: Metrics) -> None:
         self.settings = settings
-        self.llm = llm
+        self.model = model
         self.metrics = metrics
 
     async def generate(
         self, prompt: Prompt, view: AnswerView, request: Request, stats: AnswerStats | None
-    ) -> str | None:
-        """Stream the answer into ``view``; returns a note for the user when it failed."""
+    ) -> Generated:
+        """Stream the answer into ``view``."""
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 try:
-                    await self._with_retries(prompt, view, stats)
+                    finish = await self._answer(prompt, view, stats)
                 except ContextTooLong:
                     shorter = drop_oldest(prompt)
                     if shorter is None:
@@ -55,64 +62,58 @@ class Generator:
                         shorter.dropped_turns - prompt.dropped_turns,
                     )
                     view.replace("")
-                    await self._with_retries(shorter, view, stats)
+                    finish = await self._answer(shorter, view, stats)
                 if not view.text.strip():
                     raise EmptyAnswer()  # else the final edit would show the placeholder forever
         except TimeoutError as err:
             self.metrics.model_error(err)
-            return WARNING_PREFIX + user_message(
-                ModelTimeout("answer", self.settings.timeout_seconds), request.id
-            )
-        except ModelError as err:
-            logger.warning("model error (request %s): %s", request.id, err)
-            return WARNING_PREFIX + user_message(err, request.id)
-        except Exception as err:
-            logger.exception("internal error (request %s)", request.id)
-            return WARNING_PREFIX + user_message(err, request.id)
-        return None
-
-    def wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > 0:
-            return min(float(retry_after), 60.0)
-        base = self.settings.retry_base_seconds  # the jitter scales with it too (tests run in ms)
-        backoff = wait_exponential_jitter(multiplier=base, jitter=base, max=30.0)
-        return float(backoff(state))
-
-    async def _consume(self, prompt: Prompt, view: AnswerView, stats: AnswerStats | None) -> None:
-        """One model call: its deltas go to ``view``; its tokens and errors are counted."""
-        stream = self.llm.stream(prompt.messages)
-        produced = 0
-        try:
-            async for delta in stream:
-                if stats is not None:
-                    stats.token()
-                produced += len(delta)
-                view.append(delta)
+            timeout = ModelTimeout("answer", self.settings.timeout_seconds)
+            return Generated(WARNING_PREFIX + user_message(timeout, request.id), failed=True)
         except ModelError as err:
             self.metrics.model_error(err)
-            raise
-        finally:
-            if stats is not None:
-                stats.usage(stream.usage, prompt.messages, produced)
+            logger.warning("model error (request %s): %s", request.id, err)
+            return Generated(
+                WARNING_PREFIX + user_message(err, request.id), failed=True, retry_helps=err.fixable_by_retry
+            )
+        except Exception as err:
+            logger.exception("internal error (request %s)", request.id)
+            return Generated(WARNING_PREFIX + user_message(err, request.id), failed=True)
+        if finish == "length":
+            self.metrics.answer_truncated()
+            logger.warning("request %s: the answer was cut off at the length limit", request.id)
+            return Generated(WARNING_PREFIX + TRUNCATED_NOTE)
+        return Generated()
 
-    async def _with_retries(self, prompt: Prompt, view: AnswerView, stats: AnswerStats | None) -> None:
-        attempts = self.settings.max_attempts
-
-        def before_sleep(state: RetryCallState) -> None:
-            view.progress(retrying_status(state.attempt_number + 1, attempts), done=False)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=self.wait,
-            retry=retry_if_exception(_is_retryable),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    view.replace("")  # a retried stream replaces the partial text, never appends
-                await self._consume(prompt, view, stats)
-                view.progress("", done=True)
+    async def _answer(self, prompt: Prompt, view: AnswerView, stats: AnswerStats | None) -> str | None:
+        """One model call (its retries included); returns the server's finish reason."""
+        produced = 0
+        retrying = False
+        finish: str | None = None
+        async for event in self.model.answer(prompt.messages):
+            if isinstance(event, Delta):
+                if retrying:
+                    view.progress("", done=True)
+                    retrying = False
+                if stats is not None:
+                    stats.token()
+                produced += len(event.text)
+                view.append(event.text)
+            elif isinstance(event, Retrying):
+                self.metrics.model_error(event.error)
+                view.replace("")  # a retried stream replaces the partial text, never appends
+                view.progress(retrying_status(event.attempt, event.attempts), done=False)
+                retrying = True
+                produced = 0
+            elif isinstance(event, Finished):
+                finish = event.finish_reason
+                if stats is not None:
+                    usage = None
+                    if event.prompt_tokens is not None or event.completion_tokens is not None:
+                        usage = {
+                            "prompt_tokens": event.prompt_tokens or 0,
+                            "completion_tokens": event.completion_tokens or 0,
+                        }
+                    stats.usage(usage, prompt.messages, produced)
+        if retrying:
+            view.progress("", done=True)
+        return finish

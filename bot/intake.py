@@ -25,12 +25,12 @@ from bot.metrics import Metrics
 from bot.notices import QueueNotices
 from bot.payloads import dedup_keys
 from bot.placeholders import Placeholders
-from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
+from bot.queue.base import JobQueue, QueueAtCapacity, QueueFull, QueueUnavailable
 from bot.reactions import Reactions
 from bot.replies import Replies
 from bot.settings import Settings
 from bot.store.base import Deduplicator, StoreUnavailable
-from bot.texts import BUSY_TEXT, HELP_TEXT, QUEUE_DOWN_TEXT, WARNING_PREFIX, queued_text
+from bot.texts import BOT_BUSY_TEXT, BUSY_TEXT, HELP_TEXT, QUEUE_DOWN_TEXT, WARNING_PREFIX, queued_text
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,9 @@ class Intake:
         job = Job(request=request, posted_text=queued_text(ahead))
         try:
             actual = await self.queue.enqueue(job=job, max_waiting=self.settings.max_queue_per_channel)
+        except QueueAtCapacity:  # every channel's questions together: not this channel's fault
+            self._reply(request, BOT_BUSY_TEXT)
+            return
         except QueueFull:
             self._reply(request, BUSY_TEXT)
             return

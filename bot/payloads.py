@@ -6,7 +6,8 @@ They decide which events deserve an answer and turn those into ``Request`` objec
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,44 @@ from bot.jobs import Request, Source
 # Subtypes of a `message` event that are still a person writing to us.
 USER_MESSAGE_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
+# Characters that show nothing on their own: controls and format characters (Unicode categories Cc and
+# Cf: zero-width space, joiners, BOM, bidi marks, embeddings, overrides and isolates, word joiner, soft
+# hyphen, tag characters), separators, and the few letters and marks drawn blank (Hangul fillers, the
+# braille blank, the combining grapheme joiner, variation selectors).
+_BLANK_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_BLANK_CHARACTERS = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0") | frozenset(
+    map(chr, [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+)
+
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+class IncompletePayload(ValueError):
+    """A payload without a field Slack always sends (or with one that is not text). ``str()`` names
+    the fields, for one log line; the handler answers what it can and never raises after the ack."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self.fields = tuple(fields)
+        super().__init__(", ".join(self.fields))
+
+
+def _text(value: object) -> str | None:
+    """``value`` if it is a non-empty string (an id, a ts), else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _required(fields: Mapping[str, object]) -> list[str]:
+    """The values of ``fields`` if each is a non-empty string, else ``IncompletePayload`` naming
+    those that are not."""
+    values = [_text(value) for value in fields.values()]
+    missing = [name for name, value in zip(fields, values, strict=True) if value is None]
+    if missing:
+        raise IncompletePayload(missing)
+    return [value for value in values if value is not None]
 
 
 def is_from_bot(event: Mapping[str, Any], bot_user_id: str | None) -> bool:
@@ -45,6 +83,18 @@ def strip_bot_mention(text: str, bot_user_id: str | None) -> str:
     return re.sub(r"[ \t]{2,}", " ", _MENTION.sub(replace, text)).strip()
 
 
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, whitespace, or only invisible characters."""
+    return all(ch in _BLANK_CHARACTERS or unicodedata.category(ch) in _BLANK_CATEGORIES for ch in text)
+
+
+def question_text(text: str) -> str:
+    """The question as the model reads it: Slack's escapes undone, stripped; ``""`` (help, not a
+    model call) when nothing in it is visible."""
+    text = slack_unescape(text).strip()
+    return "" if is_blank(text) else text
+
+
 def slack_unescape(text: str) -> str:
     """Slack escapes ``&``, ``<`` and ``>`` in message text; the model should read the characters."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -54,36 +104,82 @@ def has_files(event: Mapping[str, Any]) -> bool:
     return bool(event.get("files")) or event.get("subtype") == "file_share"
 
 
-def thread_root(event: Mapping[str, Any]) -> str:
-    """The ts of the thread an answer to ``event`` belongs in."""
-    return str(event.get("thread_ts") or event["ts"])
-
-
 def request_from_event(
     event: Mapping[str, Any], *, source: Source, team_id: str, bot_user_id: str | None, event_id: str | None
 ) -> Request:
+    """The question in ``event``, answered in its thread (the message's own ts when not in one yet).
+    ``IncompletePayload`` when the event lacks its channel, user or ts (or its thread_ts is not text)."""
+    wanted = {"channel": event.get("channel"), "user": event.get("user"), "ts": event.get("ts")}
+    if event.get("thread_ts") is not None:
+        wanted["thread_ts"] = event["thread_ts"]
+    channel, user, ts, *thread = _required(wanted)
     return Request(
         source=source,
         team_id=team_id,
-        channel=str(event["channel"]),
-        user=str(event["user"]),
-        text=slack_unescape(strip_bot_mention(str(event.get("text") or ""), bot_user_id)),
-        ts=str(event["ts"]),
-        thread_ts=thread_root(event),
+        channel=channel,
+        user=user,
+        text=question_text(strip_bot_mention(str(event.get("text") or ""), bot_user_id)),
+        ts=ts,
+        thread_ts=thread[0] if thread else ts,
         has_files=has_files(event),
         event_id=event_id,
     )
 
 
 def request_from_command(command: Mapping[str, Any]) -> Request:
+    """``IncompletePayload`` when the command does not say which channel or person it came from."""
+    channel, user = _required({"channel_id": command.get("channel_id"), "user_id": command.get("user_id")})
     return Request(
         source=Source.COMMAND,
         team_id=str(command.get("team_id") or ""),
-        channel=str(command["channel_id"]),
-        user=str(command["user_id"]),
-        text=slack_unescape(str(command.get("text") or "").strip()),
-        response_url=command.get("response_url") or None,
+        channel=channel,
+        user=user,
+        text=question_text(str(command.get("text") or "")),
+        response_url=_text(command.get("response_url")),
     )
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A Stop or Retry press: the request id the button carries, who pressed it, where."""
+
+    request_id: str
+    user: str
+    channel: str
+    message_ts: str | None
+    blocks: list[dict[str, Any]]
+    text: str = ""  # the pressed message's text (a streamed answer's Markdown)
+
+
+def button_press(body: Mapping[str, Any], action: Mapping[str, Any]) -> ButtonPress:
+    """``IncompletePayload`` without the button's value, the presser or the channel."""
+    container = _object(body.get("container"))
+    message = _object(body.get("message"))
+    request_id, user, channel = _required(
+        {
+            "value": action.get("value"),
+            "user": _object(body.get("user")).get("id"),
+            "channel": _object(body.get("channel")).get("id") or container.get("channel_id"),
+        }
+    )
+    blocks = message.get("blocks")
+    return ButtonPress(
+        request_id=request_id,
+        user=user,
+        channel=channel,
+        message_ts=_text(message.get("ts")) or _text(container.get("message_ts")),
+        blocks=[b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else [],
+        text=_text(message.get("text")) or "",
+    )
+
+
+def reacted_message(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(channel, ts) of the message a reaction event is about; ``None`` when it is not a message."""
+    item = _object(event.get("item"))
+    channel, ts = _text(item.get("channel")), _text(item.get("ts"))
+    if item.get("type") != "message" or channel is None or ts is None:
+        return None
+    return channel, ts
 
 
 def dedup_keys(request: Request) -> list[str]:

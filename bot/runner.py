@@ -15,7 +15,7 @@ from bot.context import Prompt, Turn, build_prompt
 from bot.controls import Controls
 from bot.errors import SlackError, user_message
 from bot.feedback import Feedback
-from bot.generate import Generator
+from bot.generate import Generated, Generator
 from bot.history import History, thread_root
 from bot.jobs import Job, Source
 from bot.metrics import AnswerStats, Metrics
@@ -151,9 +151,11 @@ class AnswerRunner:
             await self.feedback.remember_answer(request, [job.placeholder_ts])
         with self.controls.live(request) as stopped:
             async with view:
-                note, failed = await self._generate_or_stop(prompt, view, job, stopped, stats)
+                generated = await self._generate_or_stop(prompt, view, job, stopped, stats)
+                note, failed = generated.note, generated.failed
                 await self.access.count_tokens(request, stats.total_tokens)
-                view.finish(note, button="retry" if failed else None)
+                # Retry only where asking again can help (not a rejected key or an unknown model).
+                view.finish(note, button="retry" if failed and generated.retry_helps else None)
         if not failed:
             # A failed answer is not a turn: its Retry asks the same question again, once.
             await self.history.remember(job, question, view.text)
@@ -218,9 +220,9 @@ class AnswerRunner:
 
     async def _generate_or_stop(
         self, prompt: Prompt, view: AnswerView, job: Job, stopped: asyncio.Event, stats: AnswerStats
-    ) -> tuple[str | None, bool]:
+    ) -> Generated:
         """Generate, unless Stop is pressed first: then cancel the generation at once and keep what
-        was written. Returns (note for the user, whether the answer failed)."""
+        was written."""
         request = job.request
         generation = asyncio.create_task(
             self.generator.generate(prompt, view, request, stats), name=f"generate-{request.id}"
@@ -232,11 +234,10 @@ class AnswerRunner:
             stop.cancel()
             await asyncio.gather(stop, return_exceptions=True)
         if generation.done():
-            note = generation.result()
-            return note, note is not None and not note.startswith(STOPPED_PREFIX)
+            return generation.result()
         generation.cancel()
         await asyncio.gather(generation, return_exceptions=True)
-        return stopped_note(self.controls.stopped_by(request.id)), False
+        return Generated(stopped_note(self.controls.stopped_by(request.id)))
 
     async def abandon(self, job: Job) -> None:
         """Shutdown with an in-memory queue: ``job`` will not be answered by this process (nor by

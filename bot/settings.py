@@ -197,6 +197,7 @@ class Settings:
     max_concurrency: int = 64
     channel_concurrency: int = 1
     max_queue_per_channel: int = 20
+    max_queued_total: int = 1000
     lease_seconds: float = 30.0
     shutdown_grace_seconds: float = 20.0
     status_reactions: bool = True
@@ -291,6 +292,7 @@ class Settings:
             max_concurrency=r.integer("BOT_MAX_CONCURRENCY", 64),
             channel_concurrency=r.integer("BOT_CHANNEL_CONCURRENCY", 1),
             max_queue_per_channel=r.integer("BOT_MAX_QUEUE_PER_CHANNEL", 20),
+            max_queued_total=r.integer("BOT_MAX_QUEUED_TOTAL", 1000),
             lease_seconds=r.number("BOT_LEASE_SECONDS", 30.0),
             shutdown_grace_seconds=r.number("BOT_SHUTDOWN_GRACE_SECONDS", 20.0),
             status_reactions=r.flag("BOT_STATUS_REACTIONS", True),

@@ -18,7 +18,14 @@ HELP_TEXT = (
 )
 ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
 FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
-LONG_QUESTION_NOTE = "_(Your message was very long; I read only its beginning.)_"
+# A question too long for the model's budget: its beginning and its end were read (bot/context.py).
+LONG_QUESTION_NOTE = (
+    "_(Your message was very long; I read its beginning and its end and skipped the middle.)_"
+)
+INCOMPLETE_COMMAND_TEXT = (
+    "Your `/ask` arrived incomplete (Slack did not say which channel or person it came from), "
+    "so I can't answer it. Please try again."
+)
 INVITE_HINT = (
     "I'm not a member of this channel, so only you can see this answer. "
     "To have me answer in the channel, invite me with `/invite @Threadline`."
@@ -28,6 +35,7 @@ WORKING_ON_IT = "_Working on it…_"
 WARNING_PREFIX = ":warning: "
 STOPPED_PREFIX = ":black_square_for_stop: _Stopped"
 BUSY_TEXT = "This channel is busy: too many questions are waiting. Please ask again in a few minutes."
+BOT_BUSY_TEXT = "I'm busy right now: too many questions are waiting. Please ask again in a few minutes."
 RESTARTED_TEXT = "I was restarted before I could answer this. Please ask again."
 RESTARTING_TEXT = "I'm restarting right now, so I can't take this question. Please ask again in a minute."
 QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."

@@ -3,6 +3,7 @@ under a finished native answer. Ack first, always."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -11,42 +12,47 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.blocks import FEEDBACK_ACTION, RETRY_ACTION, STOP_ACTION
-from bot.payloads import feedback_vote
+from bot.payloads import ButtonPress, IncompletePayload, button_press, feedback_vote
 from handlers.base import Intake, team_id_of
 
+logger = logging.getLogger(__name__)
 
-def _action_context(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(request id, user who pressed, channel, ts of the message with the button)."""
-    user = str((body.get("user") or {}).get("id") or "")
-    channel = str(
-        (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-    )
-    message_ts = str(
-        (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts") or ""
-    )
-    return str(action.get("value") or ""), user, channel, message_ts
+
+def _press(
+    name: str, body: dict[str, Any], action: dict[str, Any], *, needs_message: bool
+) -> ButtonPress | None:
+    """The press, or ``None`` (and one log line) when the payload lacks what the button needs."""
+    try:
+        press = button_press(body, action)
+        if needs_message and press.message_ts is None:
+            raise IncompletePayload(["message ts"])
+    except IncompletePayload as err:
+        logger.warning("a %s press arrived without %s: ignored", name, err)
+        return None
+    return press
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
     @app.action(STOP_ACTION)
     async def on_stop(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        request_id, user, channel, _ = _action_context(body, action)
-        await intake.stop(request_id=request_id, user=user, channel=channel)
+        press = _press("Stop", body, action, needs_message=False)
+        if press is not None:
+            await intake.stop(request_id=press.request_id, user=press.user, channel=press.channel)
 
     @app.action(RETRY_ACTION)
     async def on_retry(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        request_id, user, channel, message_ts = _action_context(body, action)
-        message = body.get("message") or {}
-        await intake.retry(
-            request_id=request_id,
-            user=user,
-            channel=channel,
-            message_ts=message_ts,
-            blocks=list(message.get("blocks") or []),
-            text=str(message.get("text") or ""),
-        )
+        press = _press("Retry", body, action, needs_message=True)
+        if press is not None and press.message_ts is not None:
+            await intake.retry(
+                request_id=press.request_id,
+                user=press.user,
+                channel=press.channel,
+                message_ts=press.message_ts,
+                blocks=press.blocks,
+                text=press.text,
+            )
 
     @app.action(FEEDBACK_ACTION)
     async def on_feedback(
@@ -54,10 +60,14 @@ def register(app: AsyncApp, intake: Intake) -> None:
     ) -> None:
         await ack()
         vote = feedback_vote(action)
-        _, user, channel, message_ts = _action_context(body, action)
-        if vote is not None and user and channel and message_ts:
+        press = _press("feedback", body, action, needs_message=True)
+        if vote is not None and press is not None and press.message_ts is not None:
             await intake.feedback_button(
-                team_id=team_id_of(context, body), channel=channel, ts=message_ts, user=user, vote=vote
+                team_id=team_id_of(context, body),
+                channel=press.channel,
+                ts=press.message_ts,
+                user=press.user,
+                vote=vote,
             )
 
     @app.action(re.compile(r".*"))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.jobs import Request
+from bot.jobs import Request, Source
+from bot.payloads import IncompletePayload, request_from_event
+
+logger = logging.getLogger(__name__)
 
 
 class Intake(Protocol):
@@ -55,3 +59,21 @@ class Intake(Protocol):
 
 def team_id_of(context: AsyncBoltContext, body: Mapping[str, Any]) -> str:
     return str(context.team_id or body.get("team_id") or context.enterprise_id or "")
+
+
+def question_in(
+    event: Mapping[str, Any], body: Mapping[str, Any], context: AsyncBoltContext, source: Source
+) -> Request | None:
+    """The question in a message event; ``None`` (and one log line) when the event lacks a field
+    Slack always sends: with no channel or ts there is nowhere to answer, and the event is acked."""
+    try:
+        return request_from_event(
+            event,
+            source=source,
+            team_id=team_id_of(context, body),
+            bot_user_id=context.bot_user_id,
+            event_id=event_id if isinstance(event_id := body.get("event_id"), str) else None,
+        )
+    except IncompletePayload as err:
+        logger.warning("a %s event arrived without %s: ignored", event.get("type"), err)
+        return None

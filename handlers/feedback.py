@@ -12,18 +12,20 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.payloads import reacted_message
 from handlers.base import Intake, team_id_of
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
     async def on_reaction(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
-        item = event.get("item") or {}
-        if item.get("type") != "message" or not item.get("ts") or not item.get("channel"):
+        message = reacted_message(event)
+        if message is None:  # a reaction to a file or a file comment, or not said
             return
+        channel, ts = message
         await intake.feedback(
             team_id=team_id_of(context, body),
-            channel=str(item["channel"]),
-            ts=str(item["ts"]),
+            channel=channel,
+            ts=ts,
             user=str(event.get("user") or ""),
             reaction=str(event.get("reaction") or ""),
             removed=event.get("type") == "reaction_removed",

@@ -8,8 +8,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.jobs import Source
-from bot.payloads import is_user_message, request_from_event
-from handlers.base import Intake, team_id_of
+from bot.payloads import is_user_message
+from handlers.base import Intake, question_in
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
@@ -18,13 +18,9 @@ def register(app: AsyncApp, intake: Intake) -> None:
         # Runs before the ack (process_before_response): fast, and queued before Slack hears back.
         if not is_user_message(event, context.bot_user_id):
             return
-        request = request_from_event(
-            event,
-            source=Source.MENTION,
-            team_id=team_id_of(context, body),
-            bot_user_id=context.bot_user_id,
-            event_id=body.get("event_id"),
-        )
+        request = question_in(event, body, context, Source.MENTION)
+        if request is None:
+            return
         if request.text:
             await intake.submit(request)
         else:

@@ -9,6 +9,7 @@ second) so the file runs quickly; tests wait for conditions, never for a fixed t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sys
 import time
@@ -21,7 +22,7 @@ import redis.asyncio as aioredis
 
 from bot.context import Turn
 from bot.jobs import Job, JobStatus, Request, Source
-from bot.queue.base import JobQueue, QueueFull, QueueUnavailable
+from bot.queue.base import JobQueue, QueueAtCapacity, QueueFull, QueueUnavailable
 from bot.queue.memory import MemoryQueue
 from bot.queue.redis import RedisQueue
 from bot.ratelimit.base import EditBudget, Priority
@@ -195,6 +196,69 @@ class TestQueueContract:
         assert await queue.enqueue(job=first, max_waiting=5) == 1  # in progress: not queued again
         assert [job.id for job in await queue.waiting(queue_key="T1:C1")] == [second.id]
 
+    async def test_the_total_bound_refuses_a_new_job_in_any_channel(self, backend: Backend) -> None:
+        """Issue 14 item 9: at most ``max_total`` jobs wait across all channels."""
+        queue = backend.queue(max_total=3)
+        first = [make_job(f"C{n}") for n in range(3)]
+        for job in first:
+            assert await queue.enqueue(job=job, max_waiting=5) == 0
+        extra = make_job("C9")
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=extra, max_waiting=5)
+        assert issubclass(QueueAtCapacity, QueueFull)  # a caller answering "busy" answers this too
+        assert await queue.waiting(queue_key="T1:C9") == [] and await queue.ahead(queue_key="T1:C9") == 0
+        assert await queue.enqueue(job=first[1], max_waiting=5) == 0  # idempotent, even when full
+        with pytest.raises(QueueFull) as info:  # the channel's own bound still comes first
+            await queue.enqueue(job=make_job("C0"), max_waiting=1)
+        assert type(info.value) is QueueFull
+        claimed = await queue.claim(worker="w", timeout=0)
+        assert claimed is not None and claimed.id == first[0].id
+        assert await queue.enqueue(job=extra, max_waiting=5) == 0  # a job in progress is not waiting
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=make_job("C8"), max_waiting=5)
+        assert await queue.complete(job=claimed)
+        assert sorted(await drain(queue)) == sorted([first[1].id, first[2].id, extra.id])
+        assert await queue.enqueue(job=make_job("C8"), max_waiting=5) == 0  # all room is back
+
+    async def test_a_released_job_is_never_refused(self, backend: Backend) -> None:
+        """A job handed back goes back to its line even when the total is reached: the bound
+        refuses new questions, never one already accepted."""
+        queue = backend.queue(max_total=2)
+        a, b, c = make_job("C1"), make_job("C2"), make_job("C3")
+        await queue.enqueue(job=a, max_waiting=5)
+        held = await queue.claim(worker="w", timeout=0)
+        assert held is not None and held.id == a.id
+        await queue.enqueue(job=b, max_waiting=5)
+        await queue.enqueue(job=c, max_waiting=5)  # two waiting: the bound
+        await queue.release(job=held)  # three waiting now
+        with pytest.raises(QueueAtCapacity):
+            await queue.enqueue(job=make_job("C4"), max_waiting=5)
+        assert await drain(queue) == [a.id, b.id, c.id]
+
+    async def test_a_lapsed_job_is_never_refused(self, backend: Backend) -> None:
+        queue = backend.queue(max_total=1, lease_seconds=0.3)
+        a, b = make_job("C1"), make_job("C1")
+        await queue.enqueue(job=a, max_waiting=5)
+        dead = await queue.claim(worker="dead", timeout=0)
+        assert dead is not None
+        await queue.enqueue(job=b, max_waiting=5)  # one waiting: the bound
+        resumed = await queue.claim(worker="alive", timeout=3.0)
+        assert resumed is not None and resumed.id == a.id and resumed.resumed
+        assert [job.id for job in await queue.waiting(queue_key="T1:C1")] == [b.id]
+        assert await queue.complete(job=resumed)
+        assert await drain(queue) == [b.id]
+
+    async def test_the_total_bound_holds_under_concurrent_enqueues(self, backend: Backend) -> None:
+        queue = backend.queue(max_total=10)
+        jobs = [make_job(f"C{n}") for n in range(40)]
+        outcomes = await asyncio.gather(
+            *(queue.enqueue(job=job, max_waiting=5) for job in jobs), return_exceptions=True
+        )
+        assert sum(1 for o in outcomes if o == 0) == 10
+        assert sum(1 for o in outcomes if isinstance(o, QueueAtCapacity)) == 30
+        accepted = {job.id for job, o in zip(jobs, outcomes, strict=True) if o == 0}
+        assert set(await drain(queue)) == accepted
+
     async def test_channel_concurrency_one(self, backend: Backend) -> None:
         queue = backend.queue(channel_concurrency=1)
         a, b = make_job("C1"), make_job("C1")
@@ -325,6 +389,116 @@ class TestQueueContract:
         await queue.release(job=job)
         assert not await queue.complete(job=job)
         assert [j.id for j in await queue.waiting(queue_key="T1:C1")] == [job.id]
+
+    async def test_a_cancelled_claim_leaves_the_line_as_it_was(self, backend: Backend) -> None:
+        """A claim cancelled at any point either returned its job (it finished first) or leased
+        nothing: no job is left leased to no one, to hold its channel until the lease lapses and
+        come back counted as a second try."""
+        queue = backend.queue(lease_seconds=30)
+        jobs = [make_job("C1") for _ in range(2)]
+        for job in jobs:
+            await queue.enqueue(job=job, max_waiting=10)
+        handed_back = 0  # claims that finished before their cancel: their try counts
+        for steps in range(16):  # cancel after 0, 1, 2, ... turns of the event loop
+            claim = asyncio.create_task(queue.claim(worker="w", timeout=0.5))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            cancelled = claim.cancel()
+            [outcome] = await asyncio.gather(claim, return_exceptions=True)
+            if cancelled:
+                assert isinstance(outcome, asyncio.CancelledError), (steps, outcome)
+            else:
+                assert isinstance(outcome, Job)
+                await queue.release(job=outcome)
+                handed_back += 1
+            waiting = await queue.waiting(queue_key="T1:C1")
+            assert await queue.ahead(queue_key="T1:C1") == len(waiting) == 2, steps
+            assert [(j.id, j.tries) for j in waiting] == [(jobs[0].id, handed_back), (jobs[1].id, 0)]
+        taken = await queue.claim(worker="w", timeout=0)
+        assert taken is not None and taken.id == jobs[0].id
+
+    async def test_a_lapsed_job_is_claimed_before_anything_behind_it(self, backend: Backend) -> None:
+        """Issue 14 item 2: q0's worker died; q1..q3 wait. Several claims wait for the channel, and
+        the first to get it after the lapse gets q0: the line is q0, q1, q2, q3, one at a time."""
+        queue = backend.queue(lease_seconds=0.3)
+        jobs = [make_job("C1") for _ in range(4)]
+        for job in jobs:
+            await queue.enqueue(job=job, max_waiting=10)
+        dead = await queue.claim(worker="dead", timeout=0)
+        assert dead is not None and dead.id == jobs[0].id
+        assert await queue.claim(worker="w", timeout=0) is None  # q0's lease is alive
+        waiting = [asyncio.create_task(queue.claim(worker=f"w{i}", timeout=5.0)) for i in range(3)]
+        try:
+            done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED, timeout=5.0)
+            assert len(done) == 1  # one channel, one slot: the other claims keep waiting
+            first = done.pop().result()
+            assert first is not None and first.id == jobs[0].id and first.resumed
+            for task in pending:  # no slot for them while q0 is in progress
+                assert task.cancel()
+            # Cancelled while they wait: they end cancelled, and leave the line as it was.
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+            waiting_now = await queue.waiting(queue_key="T1:C1")
+            assert [(j.id, j.tries) for j in waiting_now] == [(j.id, 0) for j in jobs[1:]]
+            assert await queue.complete(job=first)
+        finally:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        assert await drain(queue) == [job.id for job in jobs[1:]]
+
+    async def test_a_lapsed_job_comes_before_the_waiting_ones_with_two_slots(self, backend: Backend) -> None:
+        """With BOT_CHANNEL_CONCURRENCY=2, q0 (dead worker) and q1 (live worker) are in progress and
+        q2, q3 wait. After q0's lease lapses the free slot goes to q0, not to q2."""
+        queue = backend.queue(channel_concurrency=2, lease_seconds=0.3)
+        jobs = [make_job("C1", thread=f"{n}.1") for n in range(4)]
+        for job in jobs:
+            await queue.enqueue(job=job, max_waiting=10)
+        dead = await queue.claim(worker="dead", timeout=0)
+        live = await queue.claim(worker="live", timeout=0)
+        assert dead is not None and live is not None
+        assert (dead.id, live.id) == (jobs[0].id, jobs[1].id)
+        stop = asyncio.Event()
+
+        async def keep_alive() -> None:  # the live worker renews its lease; the dead one does not
+            while not stop.is_set():
+                assert await queue.heartbeat(job=live)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        await stop.wait()
+
+        beating = asyncio.create_task(keep_alive())
+        try:
+            resumed = await queue.claim(worker="alive", timeout=5.0)
+            assert resumed is not None and resumed.id == jobs[0].id and resumed.tries == 2
+            assert await queue.claim(worker="alive", timeout=0) is None  # two in progress again
+            stop.set()
+            await beating
+            assert await queue.complete(job=live)
+            third = await queue.claim(worker="alive", timeout=0)
+            assert third is not None and third.id == jobs[2].id
+            assert await queue.complete(job=resumed)
+            assert await queue.complete(job=third)
+            assert await drain(queue) == [jobs[3].id]
+        finally:
+            stop.set()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    async def test_jobs_lapsing_together_keep_their_order(self, backend: Backend) -> None:
+        """Both jobs in progress lapse; they come back ahead of the waiting ones, oldest first."""
+        queue = backend.queue(channel_concurrency=2, lease_seconds=0.3)
+        jobs = [make_job("C1", thread=f"{n}.1") for n in range(4)]
+        for job in jobs:
+            await queue.enqueue(job=job, max_waiting=10)
+        first = await queue.claim(worker="dead", timeout=0)
+        second = await queue.claim(worker="dead", timeout=0)
+        assert first is not None and second is not None
+        taken = [await queue.claim(worker="alive", timeout=5.0) for _ in range(2)]
+        assert [job.id if job else None for job in taken] == [jobs[0].id, jobs[1].id]
+        assert await queue.claim(worker="alive", timeout=0) is None
+        for job in taken:
+            assert job is not None and await queue.complete(job=job)
+        assert await drain(queue) == [jobs[2].id, jobs[3].id]
 
 
 # ------------------------------------------------------------------------------- Redis-only: replicas

@@ -1,7 +1,10 @@
+import re
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.context import Turn, build_prompt, drop_oldest, estimate_tokens
+from bot.context import Turn, build_prompt, drop_oldest, elide_middle, estimate_tokens
 
 
 def turns(n: int, size: int = 40) -> list[Turn]:
@@ -53,7 +56,7 @@ def test_huge_question_is_shortened_not_dropped() -> None:
     )
     assert p.question_truncated
     assert len(p.messages) == 2
-    assert "shortened" in p.messages[-1]["content"]
+    assert "characters omitted" in p.messages[-1]["content"]
     assert sum(estimate_tokens(m["content"]) for m in p.messages) <= 1000
 
 
@@ -92,3 +95,56 @@ def test_budget_respected(sizes: list[int], question: int, budget: int) -> None:
     kept = p.messages[1:-1]
     # the kept turns are the newest ones, in order
     assert kept == [{"role": t.role, "content": t.content()} for t in history[len(history) - len(kept) :]]
+
+
+OMITTED = re.compile(r"\n\n\[… ([\d,]+) characters omitted …\]\n\n")
+
+
+def halves(elided: str) -> tuple[str, int, str]:
+    """(beginning, characters omitted, end) of an elided text."""
+    match = OMITTED.search(elided)
+    assert match is not None, elided[:200]
+    return elided[: match.start()], int(match.group(1).replace(",", "")), elided[match.end() :]
+
+
+def test_a_long_pasted_log_keeps_its_beginning_and_the_question_at_its_end() -> None:
+    log = "".join(
+        f"2024-05-01 12:00:{i % 60:02d} INFO worker {i} processed a job in 13 ms\n" for i in range(1200)
+    )
+    text = "Here is the log from last night:\n" + log + "Why did the worker stop at the end?"
+    assert len(text) > 72_000
+    p = build_prompt(
+        system_prompt="sys", history=[], question=Turn(role="user", text=text, user="U1"), budget_tokens=8000
+    )
+    content = p.messages[-1]["content"]
+    assert p.question_truncated
+    assert estimate_tokens("sys") + estimate_tokens(content) <= 8000
+    assert len(content) > 0.9 * (8000 - 8) * 4  # the budget is used, not wasted
+    beginning, omitted, end = halves(content)
+    original = "<@U1>: " + text
+    assert beginning.startswith("<@U1>: Here is the log from last night:")
+    assert end.endswith("Why did the worker stop at the end?")
+    assert original.startswith(beginning) and original.endswith(end)
+    assert len(beginning) + omitted + len(end) == len(original)  # the count is exact
+    assert abs(len(beginning) - len(end)) < 250  # about half each
+    assert end.startswith("2024-05-01") and beginning.endswith("ms")  # cut between lines
+
+
+@pytest.mark.parametrize("size", [72_000, 5_001, 1_000_000])
+@pytest.mark.parametrize("max_chars", [5_000, 31_000, 200])
+def test_elide_middle_fits_and_counts(size: int, max_chars: int) -> None:
+    text = "".join(chr(0x61 + i % 26) for i in range(size))  # no spaces: hard cuts
+    elided = elide_middle(text, max_chars)
+    if size <= max_chars:
+        assert elided == text
+        return
+    assert len(elided) <= max_chars
+    beginning, omitted, end = halves(elided)
+    assert text.startswith(beginning) and text.endswith(end)
+    assert len(beginning) + omitted + len(end) == size
+    assert len(beginning) > 0 and len(end) > 0
+
+
+def test_elide_middle_leaves_what_fits_alone() -> None:
+    assert elide_middle("short", 5) == "short"
+    assert elide_middle("", 0) == ""

@@ -257,13 +257,12 @@ async def test_backoff_jitter_scales_with_retry_base_and_retry_after_wins(
     model: FakeOpenAI, start_bot: StartBot
 ) -> None:
     bot = await start_bot(BOT_RETRY_BASE_SECONDS="0.05")
-    engine = bot.runtime.engine
 
     def after(attempt: int, err: BaseException) -> float:
         state = RetryCallState(AsyncRetrying(), None, (), {})
         state.attempt_number = attempt
         state.set_exception((type(err), err, None))
-        return engine.generator.wait(state)
+        return bot.runtime.model.policy._wait(state)
 
     first = [after(1, ModelUnavailable("http 500")) for _ in range(200)]
     third = [after(3, ModelUnavailable("http 500")) for _ in range(200)]

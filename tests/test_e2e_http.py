@@ -10,7 +10,7 @@ import time
 
 from bot.render import to_mrkdwn
 from bot.split import join_pieces, split_message
-from bot.texts import ASK_USAGE_TEXT, HELP_TEXT, INVITE_HINT, THINKING_TEXT
+from bot.texts import ASK_USAGE_TEXT, HELP_TEXT, INVITE_HINT, LONG_QUESTION_NOTE, THINKING_TEXT
 from tests.conftest import Bot, StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -24,7 +24,7 @@ ANSWER = (
 )
 
 
-NOTE_LONG = "_(Your message was very long; I read only its beginning.)_"
+NOTE_LONG = LONG_QUESTION_NOTE
 
 
 def replies(slack: FakeSlack, channel: str, thread_ts: str) -> list[Message]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.texts import BUSY_TEXT
+from bot.texts import BOT_BUSY_TEXT, BUSY_TEXT
 from tests.conftest import Bot, StartBot, bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -91,6 +91,24 @@ async def test_a_full_channel_says_busy_and_queues_nothing(
         await slack.send_event(bot.url, event)
     await slack.wait_for(lambda: answered(slack, "C1", events[3]["ts"], BUSY_TEXT), 10)
     await slack.wait_for(lambda: answered(slack, "C1", events[2]["ts"], "b"), 15)
+    assert len(model.requests) == 3  # the fourth was never queued
+
+
+async def test_the_total_bound_says_busy_in_any_channel(
+    slack: FakeSlack, model: FakeOpenAI, backend_bot: Callable[..., Awaitable[Bot]]
+) -> None:
+    """Issue 14 item 9: with BOT_MAX_QUEUED_TOTAL=2 and one answer at a time, a question in a fourth
+    channel, while one is answered and two wait, is refused with the busy reply and never queued."""
+    bot = await backend_bot(BOT_MAX_QUEUED_TOTAL="2", BOT_MAX_CONCURRENCY="1")
+    model.script(Reply.text("slow " * 30, delay=0.03), Reply.text("a"), Reply.text("b"))
+    events = [slack.mention_event(f"C{i}", f"q{i}") for i in range(4)]
+    for event in events[:3]:
+        await slack.send_event(bot.url, event)
+        await slack.wait_for(lambda e=event: bool(bot_replies(slack, e["channel"], e["ts"])), 10)
+    await model.wait_for(lambda: model.active_streams == 1, 10)
+    await slack.send_event(bot.url, events[3])
+    await slack.wait_for(lambda: answered(slack, "C3", events[3]["ts"], BOT_BUSY_TEXT), 10)
+    await slack.wait_for(lambda: answered(slack, "C2", events[2]["ts"], "b"), 15)
     assert len(model.requests) == 3  # the fourth was never queued
 
 
@@ -430,3 +448,47 @@ async def test_a_note_the_placeholder_will_not_take_is_posted_in_the_thread(
     # the queued question's placeholder could not be edited: the note came as a reply instead
     assert [m.text for m in waiting][-1].endswith("Please ask again.")
     assert len(waiting) == 2
+
+
+async def test_kill_9_mid_answer_keeps_the_channel_in_order(
+    slack: FakeSlack, model: FakeOpenAI, replicas: Callable[..., Awaitable[BotProcess]]
+) -> None:
+    """Issue 14 item 2: q0 is being answered by the replica that dies (SIGKILL); q1..q3 wait. When
+    q0's lease lapses it goes back to the head of the line: the answers land q0, q1, q2, q3."""
+    procs = {name: await replicas(name, BOT_POSTS_PER_CHANNEL_BURST="10") for name in ("a", "b")}
+    answers = {f"question {i}": f"answer {i}" for i in range(1, 4)}
+    long_answer = " ".join(f"word{i}" for i in range(80))
+
+    def reply_for(body: dict[str, Any]) -> Reply:
+        question = str(body["messages"][-1]["content"]).split(": ", 1)[1]
+        if question == "question 0":
+            return Reply.text(long_answer, delay=0.05)
+        return Reply.text(answers[question], delay=0.02)
+
+    model.reply_for = reply_for  # type: ignore[method-assign]
+    events = [slack.mention_event("C1", f"question {i}") for i in range(4)]
+    for i, event in enumerate(events):  # alternately to each replica, each queued before the next
+        await slack.send_event(procs["ab"[i % 2]].url, event)
+        await slack.wait_for(
+            lambda e=event: any(
+                c.ok and c.args.get("timestamp") == e["ts"] for c in slack.calls_to("reactions.add")
+            ),
+            10,
+        )
+    victim = await _stream_started_on(model, procs)
+    await slack.wait_for(
+        lambda: "word3" in "".join(m.text for m in bot_replies(slack, "C1", events[0]["ts"])), 10
+    )
+    victim.kill()
+    await slack.wait_for(lambda: answered(slack, "C1", events[0]["ts"], long_answer), 20)
+    for i, event in enumerate(events[1:], start=1):
+        await slack.wait_for(lambda e=event, i=i: answered(slack, "C1", e["ts"], f"answer {i}"), 20)
+    questions = [str(r["messages"][-1]["content"]).split(": ", 1)[1] for r in model.requests]
+    assert questions == ["question 0", "question 0", "question 1", "question 2", "question 3"]
+    # the answers landed in channel order: each final text after the previous one's
+    finals = [long_answer, *(f"answer {i}" for i in range(1, 4))]
+    landed = [
+        min(edit.at for m in bot_replies(slack, "C1", e["ts"]) for edit in m.edits if edit.text == text)
+        for e, text in zip(events, finals, strict=True)
+    ]
+    assert landed == sorted(landed), landed

@@ -26,7 +26,6 @@ from bot.errors import (
     ModelUnreachable,
     user_message,
 )
-from bot.llm import LLMClient
 from bot.model import Delta, Finished, ModelEvent, Retrying
 from bot.model.openai import OpenAIModel
 from sandbox.runner import free_port
@@ -387,17 +386,3 @@ async def test_litellms_forwarded_retry_after_is_honoured(model: FakeOpenAI) -> 
     retry = next(e for e in got if isinstance(e, Retrying))
     assert retry.wait == 0.5 and retry.error.retry_after == 0.5
     assert model.request_times[1] - model.request_times[0] >= 0.5
-
-
-async def test_the_shim_still_streams_one_attempt_for_the_engine(model: FakeOpenAI) -> None:
-    model.script(Reply.error(500), Reply.text("not reached"))
-    llm = client(model, attempts=3)
-    try:
-        with pytest.raises(ModelServerError):
-            [d async for d in LLMClient.over(llm).stream(MESSAGES)]
-        stream = LLMClient.over(llm).stream(MESSAGES)
-        assert "".join([d async for d in stream]) == "not reached"
-        assert stream.finish_reason == "stop" and stream.usage is not None
-    finally:
-        await llm.close()
-    assert len(model.requests) == 2  # the engine's own retries, not the model's

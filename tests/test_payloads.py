@@ -2,10 +2,14 @@ import pytest
 
 from bot.jobs import Job, Request, Source
 from bot.payloads import (
+    ButtonPress,
+    IncompletePayload,
     StreamsStopped,
+    button_press,
     dedup_keys,
     feedback_vote,
     is_user_message,
+    reacted_message,
     request_from_command,
     request_from_event,
     streams_stopped,
@@ -86,6 +90,134 @@ def test_slack_escapes_are_undone_for_the_model() -> None:
     event = {"user": "U1", "ts": "1.0", "channel": "C1", "text": "<@UBOT> is 1 &lt; 2 &amp;&amp; 3 &gt; 2?"}
     r = request_from_event(event, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None)
     assert r.text == "is 1 < 2 && 3 > 2?"
+
+
+MENTION = {"type": "app_mention", "user": "U1", "text": "<@UBOT> hi", "ts": "2.0", "channel": "C1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "missing"),
+    [
+        ({"channel": None}, ("channel",)),
+        ({"channel": ""}, ("channel",)),
+        ({"channel": {"id": "C1"}}, ("channel",)),
+        ({"user": 5, "ts": ["2.0"]}, ("user", "ts")),
+        ({"thread_ts": 1.5}, ("thread_ts",)),
+        ({"thread_ts": ""}, ("thread_ts",)),
+    ],
+)
+def test_an_event_without_its_fields_names_them(change: dict[str, object], missing: tuple[str, ...]) -> None:
+    with pytest.raises(IncompletePayload) as err:
+        request_from_event(
+            {**MENTION, **change}, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None
+        )
+    assert err.value.fields == missing and str(err.value) == ", ".join(missing)
+
+
+def test_an_event_not_in_a_thread_is_answered_in_its_own() -> None:
+    r = request_from_event(
+        {**MENTION, "thread_ts": None}, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None
+    )
+    assert r.thread_ts == "2.0"
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        ({"user_id": "U1", "text": "hi"}, ("channel_id",)),
+        ({"channel_id": "C1", "user_id": "", "text": "hi"}, ("user_id",)),
+        ({"text": "hi"}, ("channel_id", "user_id")),
+    ],
+)
+def test_a_command_without_channel_or_user_names_them(
+    command: dict[str, str], missing: tuple[str, ...]
+) -> None:
+    with pytest.raises(IncompletePayload) as err:
+        request_from_command(command)
+    assert err.value.fields == missing
+
+
+def test_a_command_response_url_that_is_not_text_is_none() -> None:
+    assert request_from_command({"channel_id": "C1", "user_id": "U1", "response_url": 5}).response_url is None
+
+
+PRESS = {
+    "user": {"id": "U1"},
+    "channel": {"id": "C1"},
+    "container": {"message_ts": "1.0", "channel_id": "C1"},
+    "message": {"ts": "1.0", "blocks": [{"type": "section"}, "junk"]},
+}
+
+
+def test_a_button_press() -> None:
+    press = button_press(PRESS, {"value": "r1"})
+    assert press == ButtonPress(
+        request_id="r1", user="U1", channel="C1", message_ts="1.0", blocks=[{"type": "section"}]
+    )
+    # the container alone says where, as Slack sends it for ephemeral messages
+    only_container = button_press({"user": {"id": "U1"}, "container": PRESS["container"]}, {"value": "r1"})
+    assert (only_container.channel, only_container.message_ts, only_container.blocks) == ("C1", "1.0", [])
+
+
+@pytest.mark.parametrize(
+    ("body", "action", "missing"),
+    [
+        ({**PRESS, "user": "U1"}, {"value": "r1"}, ("user",)),
+        ({**PRESS, "channel": "C1", "container": None}, {"value": "r1"}, ("channel",)),
+        (PRESS, {"value": 7}, ("value",)),
+        ({}, {}, ("value", "user", "channel")),
+    ],
+)
+def test_a_button_press_without_its_fields_names_them(
+    body: dict[str, object], action: dict[str, object], missing: tuple[str, ...]
+) -> None:
+    with pytest.raises(IncompletePayload) as err:
+        button_press(body, action)
+    assert err.value.fields == missing
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"type": "message", "channel": "C1", "ts": "1.0"}, ("C1", "1.0")),
+        ({"type": "file", "file": "F1"}, None),
+        ({"type": "message", "channel": "C1"}, None),
+        ("C1", None),
+        (None, None),
+    ],
+)
+def test_reacted_message(item: object, expected: tuple[str, str] | None) -> None:
+    assert reacted_message({"type": "reaction_added", "item": item}) == expected
+
+
+INVISIBLE = [
+    "\u200b",  # zero-width space
+    "\u200d\u200c",  # zero-width joiner, non-joiner
+    "\ufeff",  # byte order mark
+    "\u200e\u200f",  # left-to-right, right-to-left marks
+    "\u202e\u202c",  # right-to-left override, pop directional formatting
+    "\u2066\u2069\u2060\u00ad",  # isolate, pop isolate, word joiner, soft hyphen
+    "\U000e0041\U000e007f",  # tag characters
+    "\u3164\u2800\ufe0f",  # Hangul filler, braille blank, a variation selector
+    " \t\n\u00a0\u3000\u2028",  # whitespace of every kind
+]
+
+
+@pytest.mark.parametrize("text", [*INVISIBLE, "".join(INVISIBLE), ""])
+def test_a_question_of_invisible_characters_is_empty(text: str) -> None:
+    event = {**MENTION, "text": f"<@UBOT> {text} "}
+    assert (
+        request_from_event(event, source=Source.MENTION, team_id="T", bot_user_id=BOT, event_id=None).text
+        == ""
+    )
+    assert request_from_command({"channel_id": "C1", "user_id": "U1", "text": text}).text == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["?", "a\u200bb", "\u200bhi", "👍", "👩\u200d💻", "\u0301", "ـ", "\ue000", "&lt;", "。"]
+)
+def test_anything_visible_is_a_question(text: str) -> None:
+    assert request_from_command({"channel_id": "C1", "user_id": "U1", "text": text}).text != ""
 
 
 def test_agent_session_stopped_is_parsed() -> None:

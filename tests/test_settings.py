@@ -19,6 +19,7 @@ def test_minimal_http_mode() -> None:
     assert s.timeout_seconds == 120
     assert s.edit_interval_seconds == 1.0
     assert s.edits_per_minute == 45
+    assert s.max_queued_total == 1000
 
 
 def test_native_streams_by_default() -> None:
@@ -58,6 +59,8 @@ def test_tokens_are_not_in_repr() -> None:
         ({"BOT_TIMEOUT_SECONDS": "0"}, "BOT_TIMEOUT_SECONDS", "greater than 0"),
         ({"BOT_EDITS_PER_MINUTE": "1.5"}, "BOT_EDITS_PER_MINUTE", "whole number"),
         ({"BOT_MAX_CONCURRENCY": "0"}, "BOT_MAX_CONCURRENCY", "at least 1"),
+        ({"BOT_MAX_QUEUED_TOTAL": "0"}, "BOT_MAX_QUEUED_TOTAL", "at least 1"),
+        ({"BOT_MAX_QUEUED_TOTAL": "1e3"}, "BOT_MAX_QUEUED_TOTAL", "whole number"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "DEBUG"),
         ({"BOT_TRANSPORT": "carrier-pigeon"}, "BOT_TRANSPORT", "auto or native or edit"),

@@ -3,8 +3,11 @@
 Rules every implementation keeps (the contract tests in ``tests/test_backends.py`` check them
 for the memory and the Redis version alike):
 
-- ``enqueue`` is idempotent on ``job.id`` and returns how many jobs of the channel are ahead
-  (waiting or in progress); it raises ``QueueFull`` when ``max_waiting`` jobs already wait there.
+- ``enqueue`` is idempotent on ``job.id`` (the same id twice is one job, even when the queue is
+  full) and returns how many jobs of the channel are ahead (waiting or in progress); it raises
+  ``QueueFull`` when ``max_waiting`` jobs already wait in the channel, and ``QueueAtCapacity`` (a
+  ``QueueFull``) when ``max_total`` jobs already wait across all channels. Jobs coming back (a
+  release, a lapse) are never refused, so the total may pass ``max_total`` by the jobs in progress.
 - ``claim`` hands out the oldest waiting job of a channel that has fewer than
   ``channel_concurrency`` jobs in progress, skipping jobs whose thread already has one in progress
   (a thread is always answered one at a time, in order). Channels are served oldest head first.
@@ -21,9 +24,16 @@ from typing import Protocol
 from bot.errors import ThreadlineError
 from bot.jobs import Job
 
+DEFAULT_MAX_TOTAL = 1000  # waiting jobs across all channels (BOT_MAX_QUEUED_TOTAL)
+
 
 class QueueFull(ThreadlineError):
     """The channel already has the maximum number of waiting requests."""
+
+
+class QueueAtCapacity(QueueFull):
+    """All channels together already have the maximum number of waiting requests (the queue's
+    overall memory bound). A ``QueueFull``, so a caller that answers "busy" answers this too."""
 
 
 class QueueUnavailable(ThreadlineError):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.jobs import Job, JobStatus
-from bot.queue.base import QueueFull, QueueUnavailable
+from bot.queue.base import DEFAULT_MAX_TOTAL, QueueAtCapacity, QueueFull, QueueUnavailable
 
 
 class MemoryQueue:
@@ -19,12 +19,16 @@ class MemoryQueue:
         *,
         channel_concurrency: int = 1,
         lease_seconds: float = 30.0,
+        max_total: int = DEFAULT_MAX_TOTAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.channel_concurrency = channel_concurrency
         self.lease_seconds = lease_seconds
+        self.max_total = max_total
         self._clock = clock
-        self._lines: dict[str, list[str]] = {}  # queue key -> waiting job ids, in order
+        # queue key -> waiting job ids, in order; only channels with waiting jobs (bounded memory)
+        self._lines: dict[str, list[str]] = {}
+        self._waiting_total = 0  # sum of the lines' lengths
         self._jobs: dict[str, dict[str, Any]] = {}  # job id -> job data (waiting or in progress)
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (worker, deadline)
         self._cond = asyncio.Condition()
@@ -57,21 +61,38 @@ class MemoryQueue:
             if self._closed:
                 raise QueueUnavailable("the process is shutting down")
             key = job.request.queue_key
-            line = self._lines.setdefault(key, [])
+            line = self._lines.get(key, [])
             if job.id in self._jobs:  # idempotent
                 position = line.index(job.id) if job.id in line else 0
                 return position + len(self._in_progress(key))
             if len(line) >= max_waiting:
                 raise QueueFull(f"{len(line)} requests already wait in {key}")
+            if self._waiting_total >= self.max_total:
+                raise QueueAtCapacity(f"{self._waiting_total} requests already wait in all channels")
             ahead = len(line) + len(self._in_progress(key))
             data = job.to_dict()
             data["status"] = JobStatus.QUEUED.value
             data["enqueued_at"] = time.time()
             self._jobs[job.id] = data
             self._meta[job.id] = (key, job.thread_key)
-            line.append(job.id)
+            self._push(key, job.id, front=False)
             self._cond.notify_all()
             return ahead
+
+    def _push(self, key: str, job_id: str, *, front: bool) -> None:
+        line = self._lines.setdefault(key, [])
+        if front:
+            line.insert(0, job_id)
+        else:
+            line.append(job_id)
+        self._waiting_total += 1
+
+    def _take(self, key: str, job_id: str) -> None:
+        line = self._lines[key]
+        line.remove(job_id)
+        self._waiting_total -= 1
+        if not line:
+            del self._lines[key]
 
     def _reap(self) -> float | None:
         """Give jobs whose lease lapsed back to the front of their line; returns the next deadline."""
@@ -89,7 +110,7 @@ class MemoryQueue:
             data = self._jobs[job_id]
             data["status"] = JobStatus.QUEUED.value
             data["worker"] = None
-            self._lines.setdefault(Job.from_dict(data).request.queue_key, []).insert(0, job_id)
+            self._push(self._meta[job_id][0], job_id, front=True)
         return next_deadline
 
     def _pick(self) -> str | None:
@@ -111,8 +132,7 @@ class MemoryQueue:
                 job_id = self._pick()
                 if job_id is not None:
                     data = self._jobs[job_id]
-                    line = self._lines[Job.from_dict(data).request.queue_key]
-                    line.remove(job_id)
+                    self._take(self._meta[job_id][0], job_id)
                     data["status"] = JobStatus.IN_PROGRESS.value
                     data["tries"] = int(data["tries"]) + 1
                     data["worker"] = worker
@@ -160,7 +180,7 @@ class MemoryQueue:
             data = self._jobs[job.id]
             data["status"] = JobStatus.QUEUED.value
             data["worker"] = None
-            self._lines.setdefault(job.request.queue_key, []).insert(0, job.id)
+            self._push(self._meta[job.id][0], job.id, front=True)
             self._cond.notify_all()
 
     async def drain(self) -> list[Job]:
@@ -171,6 +191,7 @@ class MemoryQueue:
             self._closed = True
             jobs = sorted((Job.from_dict(data) for data in self._jobs.values()), key=lambda j: j.enqueued_at)
             self._lines.clear()
+            self._waiting_total = 0
             self._jobs.clear()
             self._leases.clear()
             self._meta.clear()

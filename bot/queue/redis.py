@@ -4,257 +4,40 @@ Each step (enqueue, claim with reaping of lapsed leases, heartbeat, complete, re
 script, so Redis runs it atomically: no replica ever sees half a step. Lease deadlines come from
 Redis' own clock (``TIME`` inside the scripts), so replicas with skewed clocks agree on them. A
 worker with nothing to claim blocks on ``BLPOP`` of a wake-up list that enqueue, complete and release
-push a token to; it never sleep-polls. The data model and why it is correct: ``docs/redis.md``.
-
-Keys (``P`` is the prefix, ``threadline:`` by default; ``Q`` a queue key ``team:channel``)::
-
-    P job:{id}        hash    data (the job's JSON at enqueue), queue_key, thread_key,
-                              status, tries, worker, enqueued_at
-    P line:{Q}        list    ids of the channel's waiting jobs, the next to claim first
-    P ready           zset    Q -> enqueued_at of its line's head (only channels with waiting jobs)
-    P inflight:{Q}    zset    id -> lease deadline (ms) of the channel's jobs in progress
-    P threads:{Q}     hash    thread_key -> id of the thread's job in progress
-    P leases          zset    id -> lease deadline (ms) of every job in progress (to reap lapses)
-    P wake            list    wake-up tokens for blocked ``claim`` calls (a few at most)
+push a token to; it never sleep-polls. The scripts and their keys: ``bot/queue/redis_scripts.py``;
+the data model and why it is correct: ``docs/redis.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot.jobs import Job
-from bot.queue.base import QueueFull, QueueUnavailable
-from bot.redis import KEY_PREFIX, LUA_NOW_MS, unavailable_as
-from bot.redis import key as redis_key
-
-DEFAULT_PREFIX = KEY_PREFIX
-WAKE_TOKENS = 8  # the wake-up list is trimmed to this many tokens
-
-
-def job_key(prefix: str, job_id: str) -> str:
-    return redis_key(prefix, "job", job_id)
-
-
-def line_key(prefix: str, queue_key: str) -> str:
-    return redis_key(prefix, "line", queue_key)
-
-
-def inflight_key(prefix: str, queue_key: str) -> str:
-    return redis_key(prefix, "inflight", queue_key)
-
-
-def threads_key(prefix: str, queue_key: str) -> str:
-    return redis_key(prefix, "threads", queue_key)
-
-
-def ready_key(prefix: str) -> str:
-    return redis_key(prefix, "ready")
-
-
-def leases_key(prefix: str) -> str:
-    return redis_key(prefix, "leases")
-
-
-def wake_key(prefix: str) -> str:
-    return redis_key(prefix, "wake")
-
-
-# Shared by every script. ARGV[1] is the prefix; the key helpers mirror the Python ones above.
-_PRELUDE = f"""
-local P = ARGV[1]
-local READY = P .. 'ready'
-local LEASES = P .. 'leases'
-local WAKE = P .. 'wake'
-local function jkey(id) return P .. 'job:' .. id end
-local function lkey(qk) return P .. 'line:' .. qk end
-local function ikey(qk) return P .. 'inflight:' .. qk end
-local function tkey(qk) return P .. 'threads:' .. qk end
-
-{LUA_NOW_MS}
-local function nowmilliseconds() return math.floor(now_ms()) end
-
--- The ready zset holds a channel iff its line is not empty, scored by its head's enqueue time.
-local function fix_ready(qk)
-  local head = redis.call('LINDEX', lkey(qk), 0)
-  if head then
-    redis.call('ZADD', READY, redis.call('HGET', jkey(head), 'enqueued_at'), qk)
-  else
-    redis.call('ZREM', READY, qk)
-  end
-end
-
-local function wake(n)
-  if n < 1 then return end
-  for _ = 1, math.min(n, {WAKE_TOKENS}) do redis.call('LPUSH', WAKE, '1') end
-  redis.call('LTRIM', WAKE, 0, {WAKE_TOKENS - 1})
-end
-
--- Forget a job's lease everywhere (it is no longer in progress).
-local function unlease(id, qk, tk)
-  redis.call('ZREM', LEASES, id)
-  redis.call('ZREM', ikey(qk), id)
-  if tk and redis.call('HGET', tkey(qk), tk) == id then redis.call('HDEL', tkey(qk), tk) end
-end
-
--- The lease of job id is held by (worker, tries) and has not lapsed. tries is the fencing token:
--- a worker name is shared by the claim loops of one process, tries changes at every claim.
-local function holds(id, worker, tries, now)
-  local f = redis.call('HMGET', jkey(id), 'status', 'worker', 'tries')
-  if f[1] ~= 'in_progress' or f[2] ~= worker or f[3] ~= tries then return false end
-  local deadline = redis.call('ZSCORE', LEASES, id)
-  return deadline ~= false and tonumber(deadline) > now
-end
-"""
-
-# ARGV: prefix, id, queue_key, thread_key, data, tries, max_waiting
-# -> {1, ahead} already queued (idempotent) | {0, waiting} full | {2, ahead} queued now
-_ENQUEUE = (
-    _PRELUDE
-    + """
-local id, qk, tk, data, tries, maxw = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
-local busy = redis.call('ZCARD', ikey(qk))
-local status = redis.call('HGET', jkey(id), 'status')
-if status then
-  local pos = redis.call('LPOS', lkey(qk), id)
-  if pos then return {1, pos + busy} end
-  return {1, busy}
-end
-local n = redis.call('LLEN', lkey(qk))
-if n >= maxw then return {0, n} end
-local t = redis.call('TIME')
-local enq = t[1] .. '.' .. string.rep('0', 6 - #t[2]) .. t[2]
-redis.call('HSET', jkey(id), 'data', data, 'queue_key', qk, 'thread_key', tk,
-           'status', 'queued', 'tries', tries, 'worker', '', 'enqueued_at', enq)
-redis.call('RPUSH', lkey(qk), id)
-if n == 0 then redis.call('ZADD', READY, enq, qk) end
-wake(1)
-return {2, n + busy}
-"""
+from bot.queue.base import DEFAULT_MAX_TOTAL, QueueAtCapacity, QueueFull, QueueUnavailable
+from bot.queue.redis_scripts import (
+    CLAIM_SCRIPT,
+    COMPLETE_SCRIPT,
+    DEFAULT_PREFIX,
+    ENQUEUE_SCRIPT,
+    HEARTBEAT_SCRIPT,
+    RELEASE_SCRIPT,
+    WAITING_SCRIPT,
+    inflight_key,
+    line_key,
+    wake_key,
 )
+from bot.redis import unavailable_as
 
-# ARGV: prefix, worker, lease_ms, channel_concurrency
-# -> {1, HGETALL of the claimed job} | {0, ms until the next lease lapses, or -1 if none}
-_CLAIM = (
-    _PRELUDE
-    + """
-local worker, lease_ms, conc = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = nowmilliseconds()
 
--- 1. Lapsed leases: their jobs go back to the front of their line, oldest first.
-local lapsed = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
-if #lapsed > 0 then
-  local back = {}
-  for _, id in ipairs(lapsed) do
-    local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key', 'enqueued_at')
-    redis.call('ZREM', LEASES, id)
-    if f[1] then
-      unlease(id, f[1], f[2])
-      redis.call('HSET', jkey(id), 'status', 'queued', 'worker', '')
-      back[f[1]] = back[f[1]] or {}
-      table.insert(back[f[1]], {tonumber(f[3]), id})
-    end
-  end
-  for qk, jobs in pairs(back) do
-    table.sort(jobs, function(a, b)
-      if a[1] ~= b[1] then return a[1] > b[1] end
-      return a[2] > b[2]
-    end)
-    for _, j in ipairs(jobs) do redis.call('LPUSH', lkey(qk), j[2]) end
-    fix_ready(qk)
-  end
-  wake(#lapsed)  -- other waiters may take what this claim does not
-end
-
--- 2. The oldest-head channel with a free slot, its first job whose thread is not in progress.
-for _, qk in ipairs(redis.call('ZRANGE', READY, 0, -1)) do
-  if redis.call('ZCARD', ikey(qk)) < conc then
-    for _, id in ipairs(redis.call('LRANGE', lkey(qk), 0, -1)) do
-      local tk = redis.call('HGET', jkey(id), 'thread_key')
-      if not tk then
-        redis.call('LREM', lkey(qk), 0, id)  -- no job behind this id: drop the stray entry
-        fix_ready(qk)
-      elseif redis.call('HEXISTS', tkey(qk), tk) == 0 then
-        local deadline = now + lease_ms
-        redis.call('LREM', lkey(qk), 1, id)
-        fix_ready(qk)
-        redis.call('ZADD', ikey(qk), deadline, id)
-        redis.call('ZADD', LEASES, deadline, id)
-        redis.call('HSET', tkey(qk), tk, id)
-        redis.call('HINCRBY', jkey(id), 'tries', 1)
-        redis.call('HSET', jkey(id), 'status', 'in_progress', 'worker', worker)
-        return {1, redis.call('HGETALL', jkey(id))}
-      end
-    end
-  end
-end
-
-local nxt = redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')
-if #nxt == 0 then return {0, -1} end
-return {0, math.max(0, tonumber(nxt[2]) - now)}
-"""
-)
-
-# ARGV: prefix, id, worker, tries, lease_ms -> 1 renewed | 0 lease not held
-_HEARTBEAT = (
-    _PRELUDE
-    + """
-local id, worker, tries, lease_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local now = nowmilliseconds()
-if not holds(id, worker, tries, now) then return 0 end
-local qk = redis.call('HGET', jkey(id), 'queue_key')
-local deadline = now + lease_ms
-redis.call('ZADD', LEASES, 'XX', deadline, id)
-redis.call('ZADD', ikey(qk), 'XX', deadline, id)
-return 1
-"""
-)
-
-# ARGV: prefix, id, worker, tries -> 1 done | 0 lease not held
-_COMPLETE = (
-    _PRELUDE
-    + """
-local id, worker, tries = ARGV[2], ARGV[3], ARGV[4]
-if not holds(id, worker, tries, nowmilliseconds()) then return 0 end
-local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key')
-unlease(id, f[1], f[2])
-redis.call('DEL', jkey(id))
-wake(1)
-return 1
-"""
-)
-
-# ARGV: prefix, id, worker, tries -> 1 handed back | 0 lease not held
-_RELEASE = (
-    _PRELUDE
-    + """
-local id, worker, tries = ARGV[2], ARGV[3], ARGV[4]
-if not holds(id, worker, tries, nowmilliseconds()) then return 0 end
-local f = redis.call('HMGET', jkey(id), 'queue_key', 'thread_key')
-unlease(id, f[1], f[2])
-redis.call('HSET', jkey(id), 'status', 'queued', 'worker', '')
-redis.call('LPUSH', lkey(f[1]), id)
-fix_ready(f[1])
-wake(1)
-return 1
-"""
-)
-
-# ARGV: prefix, queue_key -> a list of HGETALL replies, in line order (a consistent snapshot)
-_WAITING = (
-    _PRELUDE
-    + """
-local out = {}
-for _, id in ipairs(redis.call('LRANGE', lkey(ARGV[2]), 0, -1)) do
-  local h = redis.call('HGETALL', jkey(id))
-  if #h > 0 then table.insert(out, h) end
-end
-return out
-"""
-)
+def _read_outcome(call: asyncio.Future[Any]) -> None:
+    """Read a finished claim's outcome nobody awaits any more (its exception is not an error)."""
+    if not call.cancelled():
+        call.exception()
 
 
 def _job_from_hash(flat: list[Any]) -> Job:
@@ -271,7 +54,8 @@ class RedisQueue:
     """``JobQueue`` in Redis. Does not own ``redis``: ``close`` leaves the client open.
 
     ``redis`` must decode responses (``bot.redis.connect`` does). Every replica must use the same
-    ``prefix``, ``channel_concurrency`` and ``lease_seconds``.
+    ``prefix``, ``channel_concurrency``, ``lease_seconds`` and ``max_total`` (the bound is shared:
+    ``max_total`` waiting jobs in this Redis, whatever the number of replicas).
     """
 
     def __init__(
@@ -280,21 +64,23 @@ class RedisQueue:
         *,
         channel_concurrency: int = 1,
         lease_seconds: float = 30.0,
+        max_total: int = DEFAULT_MAX_TOTAL,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
         if channel_concurrency < 1:
             raise ValueError("channel_concurrency must be at least 1")
         self.channel_concurrency = channel_concurrency
         self.lease_seconds = lease_seconds
+        self.max_total = max_total
         self.prefix = prefix
         self._redis = redis
         self._lease_ms = max(1, round(lease_seconds * 1000))
-        self._enqueue = redis.register_script(_ENQUEUE)
-        self._claim = redis.register_script(_CLAIM)
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._complete = redis.register_script(_COMPLETE)
-        self._release = redis.register_script(_RELEASE)
-        self._waiting = redis.register_script(_WAITING)
+        self._enqueue = redis.register_script(ENQUEUE_SCRIPT)
+        self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)
+        self._complete = redis.register_script(COMPLETE_SCRIPT)
+        self._release = redis.register_script(RELEASE_SCRIPT)
+        self._waiting = redis.register_script(WAITING_SCRIPT)
         # A BLPOP must return before the socket timeout would cut it (and count as Redis down).
         socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._max_block = 30.0 if socket_timeout is None else max(0.05, float(socket_timeout) * 0.8)
@@ -311,20 +97,22 @@ class RedisQueue:
                     json.dumps(data),
                     job.tries,
                     max_waiting,
+                    self.max_total,
                 ]
             )
         if outcome == 0:
             raise QueueFull(f"{count} requests already wait in {job.request.queue_key}")
+        if outcome == 3:
+            raise QueueAtCapacity(f"{count} requests already wait in all channels")
         return int(count)
 
     async def claim(self, *, worker: str, timeout: float) -> Job | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         while True:
-            with unavailable_as(QueueUnavailable):
-                found, payload = await self._claim(
-                    args=[self.prefix, worker, self._lease_ms, self.channel_concurrency]
-                )
+            found, payload = await self._claim_or_give_back(worker)
             if found:
                 return _job_from_hash(payload)
             remaining = deadline - loop.time()
@@ -334,7 +122,38 @@ class RedisQueue:
             if int(payload) >= 0:  # wake up when the next lease lapses, to reap it
                 wait = min(wait, int(payload) / 1000 + 0.002)
             with unavailable_as(QueueUnavailable):
-                await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
+                token = await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
+            if task is not None and task.cancelling() > cancels:
+                # On Python 3.11 redis-py's write (asyncio.wait_for) can swallow a cancellation:
+                # honour it here, and leave the wake-up token for another claim.
+                if token is not None:
+                    await asyncio.shield(self._redis.lpush(wake_key(self.prefix), "1"))
+                raise asyncio.CancelledError
+
+    async def _claim_or_give_back(self, worker: str) -> list[Any]:
+        """Run the claim script to its end even if the caller is cancelled meanwhile: a job it
+        leased then goes back to the front of its line untouched (else the job would wait for
+        its lease to lapse, holding its channel, and come back counted as a second try)."""
+        call = asyncio.ensure_future(self._run_claim(worker))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            with contextlib.suppress(QueueUnavailable):
+                found, payload = await asyncio.shield(call)
+                if found:
+                    job = _job_from_hash(payload)
+                    await asyncio.shield(self._give_back(job, unclaim=True))
+            raise
+        finally:
+            if not call.done():  # cancelled twice: the job's lease will lapse; read the outcome
+                call.add_done_callback(_read_outcome)
+
+    async def _run_claim(self, worker: str) -> list[Any]:
+        with unavailable_as(QueueUnavailable):
+            outcome: list[Any] = await self._claim(
+                args=[self.prefix, worker, self._lease_ms, self.channel_concurrency]
+            )
+        return outcome
 
     async def heartbeat(self, *, job: Job) -> bool:
         with unavailable_as(QueueUnavailable):
@@ -349,8 +168,11 @@ class RedisQueue:
         return bool(done)
 
     async def release(self, *, job: Job) -> None:
+        await self._give_back(job, unclaim=False)
+
+    async def _give_back(self, job: Job, *, unclaim: bool) -> None:
         with unavailable_as(QueueUnavailable):
-            await self._release(args=[self.prefix, job.id, job.worker or "", job.tries])
+            await self._release(args=[self.prefix, job.id, job.worker or "", job.tries, int(unclaim)])
 
     async def waiting(self, *, queue_key: str) -> list[Job]:
         with unavailable_as(QueueUnavailable):
