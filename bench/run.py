@@ -33,7 +33,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from bot.render import to_mrkdwn
 from bot.split import split_message
 from bot.texts import THINKING_TEXT
 from sandbox.fake_openai import FakeOpenAI, Reply
+from sandbox.ports import free_port
 from sandbox.slack import FakeSlack, Message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -431,13 +431,6 @@ class BenchSlack(FakeSlack):
 
 
 # ---------------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

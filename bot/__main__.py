@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, cast
 
 from bot import logs
 from bot.errors import ConfigError
 from bot.settings import Settings
 
-USAGE = "usage: python -m bot [run | check [--manifest PATH] | sandbox [--port PORT] [--open]]"
+COMMANDS_GROUP = "threadline.commands"
+"""Entry point group of the commands that live outside ``bot/`` (pyproject.toml): name -> main(argv)."""
+
+
+def _commands() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+
+
+def usage() -> str:
+    """The usage line: the built-in commands, then each registered one with its module's USAGE."""
+    extra = [
+        str(getattr(importlib.import_module(ep.module), "USAGE", name))
+        for name, ep in sorted(_commands().items())
+    ]
+    return "usage: python -m bot [" + " | ".join(["run", "check [--manifest PATH]", *extra]) + "]"
 
 
 def tune_gc() -> None:
@@ -42,19 +58,18 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "run"
     if command in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
-    if command == "sandbox":
-        from sandbox.__main__ import main as sandbox_main
-
-        return sandbox_main(argv[1:])
     if command == "check":
         from bot.check import main as check_main
 
         return check_main(argv[1:])
     if command != "run":
-        print(f"threadline: unknown command {command!r}\n{USAGE}", file=sys.stderr)
-        return 2
+        registered = _commands().get(command)
+        if registered is None:
+            print(f"threadline: unknown command {command!r}\n{usage()}", file=sys.stderr)
+            return 2
+        return cast(Callable[[list[str]], int], registered.load())(argv[1:])
     try:
         settings = Settings.from_env()
     except ConfigError as err:

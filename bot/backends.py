@@ -123,8 +123,8 @@ def build(settings: Settings) -> Backends:
             signals=MemorySignals(),
         )
     from bot.queue.redis import RedisQueue
-    from bot.ratelimit.redis import DEFAULT_PREFIX, RedisEditBudget
-    from bot.redis import connect
+    from bot.ratelimit.redis import RedisEditBudget
+    from bot.redis import KEY_PREFIX, connect
     from bot.store.redis import RedisConversationStore, RedisDeduplicator
 
     redis = connect(s.redis_url)
@@ -132,9 +132,7 @@ def build(settings: Settings) -> Backends:
     def shared(method: str) -> EditBudget:
         limit, w, reserve = specs[method]
         # chat.update and posts keep the key names of docs/redis.md; the others get their own.
-        prefix = (
-            DEFAULT_PREFIX if method in ("chat.update", "chat.postMessage") else f"{DEFAULT_PREFIX}{method}:"
-        )
+        prefix = KEY_PREFIX if method in ("chat.update", "chat.postMessage") else f"{KEY_PREFIX}{method}:"
         return ResilientBudget(
             RedisEditBudget(redis, limit=limit, window=w, reserve_fraction=reserve, prefix=prefix),
             local[method],

@@ -22,6 +22,27 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import ThreadlineError
 
+KEY_PREFIX = "threadline:"
+"""What every Threadline key starts with, unless a backend is given another ``prefix``."""
+
+
+def key(prefix: str, kind: str, *parts: str) -> str:
+    """The one way a Redis key is named: ``{prefix}{kind}``, then ``:{part}`` for each part
+    (``key("threadline:", "conv", team, channel, ts)`` → ``threadline:conv:T1:C1:1.2``). docs/redis.md
+    lists every kind."""
+    return prefix + ":".join((kind, *parts))
+
+
+LUA_NOW_MS = """
+local function now_ms()  -- Redis' clock (TIME), in milliseconds to the microsecond
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+"""
+"""The one way the Lua scripts read the time: prepend it, call ``now_ms()`` (``math.floor`` of it
+where whole milliseconds are stored). Redis' clock, so replicas with skewed clocks agree."""
+
+
 # Blocking reads (BLPOP in the queue) must stay under the socket timeout: see RedisQueue.claim.
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0

@@ -16,6 +16,9 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from bot.redis import KEY_PREFIX
+from bot.redis import key as redis_key
+
 logger = logging.getLogger(__name__)
 
 StopHandler = Callable[[str, str, str], Awaitable[None]]  # request_id, user, channel
@@ -45,9 +48,9 @@ class MemorySignals:
 
 
 class RedisSignals:
-    def __init__(self, redis: aioredis.Redis, *, prefix: str = "threadline:") -> None:
+    def __init__(self, redis: aioredis.Redis, *, prefix: str = KEY_PREFIX) -> None:
         self._redis = redis
-        self._channel = f"{prefix}signals"
+        self._channel = redis_key(prefix, "signals")
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 

@@ -1,8 +1,9 @@
 """The offline sandbox: a local Slack-like workspace in the browser, with the real bot talking to it.
 
 ``python -m bot sandbox`` (or ``scripts/run.sh`` when no Slack credentials are configured) starts it. Nothing
-in ``bot/`` or ``handlers/`` knows about it: the bot is started as in production, pointed at the workspace by
-``SLACK_API_URL``, and receives signed events from it.
+in ``bot/`` or ``handlers/`` knows about it: the sandbox registers itself as a command of ``python -m bot``
+(the ``threadline.commands`` entry point in pyproject.toml), the bot is started as in production, pointed at
+the workspace by ``SLACK_API_URL``, and receives signed events from it.
 
 - ``sandbox/slack.py``: the fake Slack Web API, response URLs, event delivery and Socket Mode (the
   end-to-end tests use it too);

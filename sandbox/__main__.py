@@ -9,6 +9,9 @@ import sys
 
 from sandbox.runner import Sandbox, run
 
+USAGE = (
+    "sandbox [--port PORT] [--open]"  # in ``python -m bot``'s usage line (its entry point: pyproject.toml)
+)
 DESCRIPTION = (
     "Start a local Slack-like workspace with the real bot in it, and print the address of its page. "
     "Uses the model configured by OPENAI_API_KEY / OPENAI_BASE_URL (environment or .env), else a "

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import os
 import signal
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
@@ -23,9 +22,10 @@ import aiohttp
 
 from bot.settings import environment
 from sandbox.demo_model import DEMO_MODEL_NAME, DemoModel
+from sandbox.ports import free_port
 from sandbox.workspace import Workspace
 
-__all__ = ["Sandbox", "bot_attempts", "free_port", "is_placeholder", "model_configured", "slack_configured"]
+__all__ = ["Sandbox", "bot_attempts", "is_placeholder", "model_configured", "slack_configured"]
 
 PORT_ATTEMPTS = 20  # $PORT, then the next ports, until one is free
 BOT_START_SECONDS = 60.0
@@ -55,12 +55,6 @@ def bot_attempts(env: Mapping[str, str]) -> int:
         return max(1, int(env.get("BOT_MAX_ATTEMPTS", "").strip() or 3))
     except ValueError:
         return 3
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class Sandbox:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -13,11 +12,7 @@ from typing import IO
 
 import aiohttp
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from sandbox.ports import free_port
 
 
 def clean_environ() -> dict[str, str]:

@@ -14,12 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from sandbox.ports import free_port
 
 
 class RedisServer:
@@ -28,7 +23,7 @@ class RedisServer:
         if found is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = found
-        self.port = _free_port()
+        self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-redis-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None

@@ -32,10 +32,11 @@ import yaml
 
 from bot.app import Runtime
 from bot.settings import Settings
+from sandbox.ports import free_port
 from tests.conftest import bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.procs import clean_environ, free_port
+from tests.procs import clean_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_PACKAGES = {

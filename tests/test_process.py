@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 import aiohttp
 
+from sandbox.ports import free_port
 from tests.conftest import bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
@@ -43,12 +43,6 @@ def test_malformed_value_names_the_variable() -> None:
     )
     assert result.returncode == 2
     assert "BOT_TIMEOUT_SECONDS" in result.stderr and "number" in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_process_serves_health_answers_and_stops_on_sigterm(

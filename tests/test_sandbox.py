@@ -30,10 +30,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.demo_model import ANSWER_END, DEMO_LABEL, LONG_ANSWER_END, DemoModel, demo_answer
 from sandbox.fake_openai import FakeOpenAI, Reply
+from sandbox.ports import free_port
 from sandbox.runner import (
     Sandbox,
     bot_attempts,
-    free_port,
     is_placeholder,
     model_configured,
     slack_configured,
@@ -608,9 +608,12 @@ async def test_sandbox_keeps_its_state_in_the_configured_redis(
     assert any("Stored in Redis." in json.dumps(turn) for turn in turns), turns
 
 
+LOCK_FILES = ("constraints.txt", "constraints-dev.txt")  # with pyproject.toml, what bootstrap.sh stamps
+
+
 def venv_copy(target: Path) -> Path:
-    """A ``.venv`` in ``target`` made of links to this test run's virtualenv, stamped as installed for
-    ``target/pyproject.toml``, so ``scripts/bootstrap.sh`` there uses it as it is (no pip)."""
+    """A ``.venv`` in ``target`` made of links to this test run's virtualenv, stamped as installed (dev) for
+    ``target``'s pyproject.toml and lock files, so ``scripts/bootstrap.sh`` there uses it as is (no pip)."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("needs the tests to run in the project's virtualenv (scripts/test.sh makes it)")
     venv = target / ".venv"
@@ -618,10 +621,7 @@ def venv_copy(target: Path) -> Path:
     for entry in Path(sys.prefix).iterdir():
         if not entry.name.startswith(".installed-"):
             (venv / entry.name).symlink_to(entry)
-    # As scripts/bootstrap.sh stamps it: the hash of pyproject.toml and the two lock files.
-    locked = b"".join(
-        (target / n).read_bytes() for n in ("pyproject.toml", "constraints.txt", "constraints-dev.txt")
-    )
+    locked = b"".join((target / name).read_bytes() for name in ("pyproject.toml", *LOCK_FILES))
     digest = hashlib.sha1(locked).hexdigest()[:12]
     (venv / f".installed-dev-{digest}").touch()
     return venv
@@ -636,7 +636,7 @@ async def test_run_script_without_slack_credentials_starts_the_sandbox(
     checkout.mkdir()
     for name in ("scripts", "bot", "handlers", "sandbox"):
         shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "constraints.txt", "constraints-dev.txt"):
+    for name in ("pyproject.toml", *LOCK_FILES):
         shutil.copy2(ROOT / name, checkout / name)
     venv = venv_copy(checkout)
     before = sorted(p.name for p in venv.iterdir())

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from sandbox.demo_model import ANSWER_END, LONG_ANSWER_END
-from sandbox.runner import free_port
+from sandbox.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

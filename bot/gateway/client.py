@@ -9,11 +9,12 @@
   not the rate-limit one: the edit budget owns its 429s (one retry layer per call).
 - Other idempotent calls (reactions, reads, ephemerals, deletes) carry all three handlers, the
   rate-limit one included.
-- ``chat.postMessage`` carries none: a retry after a lost response could post twice. The engine
-  retries a placeholder post itself after checking the thread for it (``find_posted``): every post
-  carries message metadata naming the request.
+- ``chat.postMessage`` carries none: a retry after a lost response could post twice.
+  ``post_answer`` retries a post itself after looking for it in the thread (``posted_pieces``): every
+  post carries message metadata naming the request.
 - Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``.
-- ``SlackApiError`` is translated here, once, into ``bot.errors.SlackError``/``CannotPost``.
+- ``SlackApiError`` is translated once, into ``bot.errors.SlackError``/``CannotPost``
+  (``bot.gateway.errors``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -35,51 +36,48 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.errors import CannotPost, SlackError
+from bot.errors import SlackError
+from bot.gateway.errors import answer_metadata, answer_pieces, mapped
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
 
-CANNOT_POST_ERRORS = frozenset(
-    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_reply_to_message"}
-)
-
-T = TypeVar("T")
-METADATA_EVENT = "threadline_answer"
 MAX_RATE_LIMITED = 10  # rate-limited attempts of one post before giving up
 
 
-def _retry_after(err: SlackApiError) -> float | None:
-    headers = getattr(err.response, "headers", None) or {}
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return float(value if isinstance(value, str) else value[0])
-            except (TypeError, ValueError):
-                return None
-    return None
+def _web_clients(
+    *, token: str, base_url: str, timeout: int, session: aiohttp.ClientSession
+) -> tuple[AsyncWebClient, AsyncWebClient, AsyncWebClient]:
+    """The gateway's three clients over one session: (edits and reactions: connection and server
+    errors retried; once: no retry at all; aux: the rate-limit handler too)."""
+    # slack_sdk formats a debug line (the whole request) on every call unless its logger's *own*
+    # level is above DEBUG (it tests ``logger.level``, and a logger's own level is NOTSET):
+    # give it the level logging is configured with, so that work happens only when it is shown.
+    sdk_logger = logging.getLogger("threadline.slack_sdk")
+    sdk_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
 
+    def web_client(*handlers: AsyncRetryHandler) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            session=session,
+            logger=sdk_logger,
+            retry_handlers=list(handlers),
+        )
 
-def translate(method: str, err: SlackApiError) -> SlackError:
-    status = getattr(err.response, "status_code", 200)
-    data = getattr(err.response, "data", None)
-    code = data.get("error") if isinstance(data, dict) else None
-    code = code or ("ratelimited" if status == 429 else f"http_{status}")
-    cls = CannotPost if code in CANNOT_POST_ERRORS else SlackError
-    return cls(
-        method, code, retry_after=_retry_after(err) if status == 429 else None, transient=status >= 500
+    edits = web_client(AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2))
+    # No retry handlers: posts (not idempotent: ``post_answer`` retries them itself) and edits
+    # that must not land late.
+    once = web_client()
+    aux = web_client(
+        AsyncConnectionErrorRetryHandler(),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
     )
-
-
-def _piece_of(message: dict[str, Any], request_id: str) -> int | None:
-    """Which piece of ``request_id``'s answer ``message`` is, by its metadata; None if none."""
-    meta = message.get("metadata") or {}
-    payload = meta.get("event_payload") or {}
-    if meta.get("event_type") == METADATA_EVENT and payload.get("request_id") == request_id:
-        return int(payload.get("piece", 0))
-    return None
+    return edits, once, aux
 
 
 class SlackGateway:
@@ -101,62 +99,16 @@ class SlackGateway:
         # tolerated): every post of a channel waits for a slot of its channel's budget first.
         self.pacing = pacing or Pacing({})
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-        # slack_sdk formats a debug line (the whole request) on every call unless its logger's *own*
-        # level is above DEBUG (it tests ``logger.level``, and a logger's own level is NOTSET):
-        # give it the level logging is configured with, so that work happens only when it is shown.
-        sdk_logger = logging.getLogger("threadline.slack_sdk")
-        sdk_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
-        self.client = AsyncWebClient(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,
-            session=self._session,
-            logger=sdk_logger,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncServerErrorRetryHandler(max_retry_count=2),
-            ],
-        )
-        # No retry handlers: posts (not idempotent: ``post_answer`` retries them itself) and edits
-        # that must not land late.
-        self._once_client = AsyncWebClient(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,
-            session=self._session,
-            logger=sdk_logger,
-            retry_handlers=[],
+        self.client, self._once_client, self._aux_client = _web_clients(
+            token=token, base_url=base_url, timeout=timeout, session=self._session
         )
         self.streams = NativeStreams(self)
-        self._aux_client = AsyncWebClient(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,
-            session=self._session,
-            logger=sdk_logger,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncServerErrorRetryHandler(max_retry_count=2),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            ],
-        )
 
     async def close(self) -> None:
         await self._session.close()
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _mapped(method: str) -> Iterator[None]:
-        """slack_sdk's and aiohttp's exceptions become ``SlackError`` here, once."""
-        try:
-            yield
-        except SlackApiError as err:
-            raise translate(method, err) from None
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise SlackError(method, f"connection error ({type(err).__name__})", transient=True) from None
-
     async def _call(self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]) -> dict[str, Any]:
-        with self._mapped(method):
+        with mapped(method):
             response = await call()
         data = response.data
         return data if isinstance(data, dict) else {}
@@ -182,12 +134,7 @@ class SlackGateway:
         """Post a message (in a thread when ``thread_ts``); returns its ts. ``request_id``/``piece``
         go into the message's metadata, so a post whose response was lost can be found again."""
         await self.pacing.slot("chat.postMessage", key=f"post:{channel}")
-        metadata = None
-        if request_id is not None:
-            metadata = {
-                "event_type": METADATA_EVENT,
-                "event_payload": {"request_id": request_id, "piece": piece},
-            }
+        metadata = None if request_id is None else answer_metadata(request_id, piece)
         data = await self._call(
             "chat.postMessage",
             lambda: self._once_client.chat_postMessage(
@@ -244,7 +191,9 @@ class SlackGateway:
                 if failures >= self._post_attempts:
                     # The last attempt may have taken effect although its answer was lost (a 500
                     # after the write): look before giving up, or a stray message stays behind.
-                    found = await self._lookup(channel, thread_ts, request_id, piece)
+                    found = await self.find_posted_anywhere(
+                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                    )
                     if found is not None:
                         return found
                     raise
@@ -252,35 +201,23 @@ class SlackGateway:
                     "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
                 )
             await asyncio.sleep(self._retry_base * failures)
-            found = await self._lookup(channel, thread_ts, request_id, piece)
+            found = await self.find_posted_anywhere(
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+            )
             if found is not None:
                 return found
 
     async def find_posted_anywhere(
         self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
     ) -> str | None:
-        """The message posted for (request_id, piece) in a thread, or top-level when no thread."""
-        if thread_ts is not None:
-            return await self.find_posted(
-                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-            )
-        return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
-
-    async def _lookup(self, channel: str, thread_ts: str | None, request_id: str, piece: int) -> str | None:
-        """The message posted for (request_id, piece), if a post whose answer was lost made one."""
-        try:
-            return await self.find_posted_anywhere(
-                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-            )
-        except SlackError:
-            return None
-
-    async def find_posted(
-        self, *, channel: str, thread_ts: str, request_id: str, piece: int = 0
-    ) -> str | None:
-        """The ts of a message this bot posted for (request_id, piece) in a thread, if any."""
-        pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
-        return pieces.get(piece)
+        """The message posted for (request_id, piece) in a thread, or top-level when no thread (a post
+        whose answer was lost may have made one); None if there is none or Slack could not be asked."""
+        with contextlib.suppress(SlackError):
+            if thread_ts is not None:
+                pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
+                return pieces.get(piece)
+            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
+        return None
 
     async def find_posted_top_level(self, *, channel: str, request_id: str, piece: int = 0) -> str | None:
         """The ts of a top-level message this bot posted for (request_id, piece), among the
@@ -291,20 +228,14 @@ class SlackGateway:
                 self._aux_client.conversations_history, channel=channel, limit=50, include_all_metadata=True
             ),
         )
-        for message in data.get("messages") or []:
-            if _piece_of(message, request_id) == piece:
-                return str(message["ts"])
-        return None
+        return answer_pieces(data.get("messages") or [], request_id).get(piece)
 
     async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
         """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
         number -> ts."""
-        found: dict[int, str] = {}
-        for message in await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True):
-            piece = _piece_of(message, request_id)
-            if piece is not None:
-                found.setdefault(piece, str(message["ts"]))
-        return found
+        return answer_pieces(
+            await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True), request_id
+        )
 
     async def edit_slot(
         self,
@@ -354,11 +285,10 @@ class SlackGateway:
                 give_way=give_way,
                 timeout=slot_timeout,
             )
-        client = self.client if retry else self._once_client
         try:
-            await self._call(
+            await self.call(
                 "chat.update",
-                lambda: client.chat_update(
+                lambda client: client.chat_update(
                     channel=channel,
                     ts=ts,
                     text=text,
@@ -367,10 +297,10 @@ class SlackGateway:
                     unfurl_links=False,
                     unfurl_media=False,
                 ),
+                retry=retry,
             )
         except SlackError as err:
-            if err.retry_after is not None:
-                await self.pacing.rate_limited("chat.update", key=team_id, retry_after=err.retry_after)
+            await self.pacing.failed("chat.update", key=team_id, err=err)
             raise
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
@@ -396,8 +326,7 @@ class SlackGateway:
         try:
             await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
         except SlackError as err:
-            if err.retry_after is not None:
-                await self.pacing.rate_limited(method, key=team_id, retry_after=err.retry_after)
+            await self.pacing.failed(method, key=team_id, err=err)
             if err.error != harmless:
                 raise
 
@@ -430,7 +359,7 @@ class SlackGateway:
         oldest first; the newest messages matter most, so a long thread is followed to its end (at
         most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
         messages: list[dict[str, Any]] = []
-        with self._mapped("conversations.replies"):
+        with mapped("conversations.replies"):
             response = await self._aux_client.conversations_replies(
                 channel=channel, ts=thread_ts, limit=page_size, include_all_metadata=metadata
             )

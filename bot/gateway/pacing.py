@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
+from bot.errors import SlackError
 from bot.ratelimit.base import EditBudget, Priority
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ class Pacing:
             await budget.pause(team_id=key, seconds=retry_after)
         else:
             await asyncio.sleep(retry_after)
+
+    async def failed(self, method: str, *, key: str, err: SlackError) -> None:
+        """A call of ``method`` for ``key`` raised ``err``: if it was a 429, ``rate_limited``."""
+        if err.retry_after is not None:
+            await self.rate_limited(method, key=key, retry_after=err.retry_after)
 
     async def reserve(self, method: str, *, key: str, answer_id: str) -> bool:
         """Keep one call of ``method`` for ``answer_id`` if the budget has room now (never waits);

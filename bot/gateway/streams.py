@@ -64,8 +64,7 @@ class NativeStreams:
         try:
             return await self._gateway.call(method, call, retry=retry)
         except SlackError as err:
-            if err.retry_after is not None:
-                await pacing.rate_limited(method, key=key, retry_after=err.retry_after)
+            await pacing.failed(method, key=key, err=err)
             raise
 
     async def start(

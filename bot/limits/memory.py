@@ -6,6 +6,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from bot import window as sliding
+
 Clock = Callable[[], float]
 
 
@@ -26,15 +28,13 @@ class MemoryLimitStore:
         now = self._clock()
         log = self._logs.setdefault(key, deque())
         self._logs.move_to_end(key)
-        while log and log[0] <= now - window:
-            log.popleft()
+        sliding.expire(log, now, window)
         if len(log) < limit:
             log.append(now)
             self._bound(self._logs)
             return 0.0
-        # The entry that must leave the window before one more fits.
-        blocker = log[len(log) - limit]
-        return max(blocker + window - now, 0.001)
+        # When the entry that blocks one more has left the window.
+        return max(sliding.room_at(log, limit - 1, now, window) - now, 0.001)
 
     async def add_usage(self, *, key: str, amount: int, ttl: float) -> int:
         now = self._clock()

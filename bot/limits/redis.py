@@ -23,15 +23,17 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from bot.redis import milliseconds, unavailable_as
+from bot.redis import KEY_PREFIX, LUA_NOW_MS, milliseconds, unavailable_as
+from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
-DEFAULT_PREFIX = "threadline:"
+DEFAULT_PREFIX = KEY_PREFIX
 
 # KEYS: log; ARGV: window (ms), limit, member -> 0 counted | ms until an event would be allowed
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_TAKE = (
+    LUA_NOW_MS
+    + """
+local now = math.floor(now_ms())
 local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
@@ -43,6 +45,7 @@ end
 local blocker = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
 return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
 """
+)
 
 # KEYS: counter; ARGV: amount, ttl (ms) -> the new total
 _ADD = """
@@ -68,7 +71,7 @@ class RedisLimitStore:
         with unavailable_as(StoreUnavailable):
             wait_ms = int(
                 await self._take(
-                    keys=[f"{self._prefix}limit:{key}"], args=[milliseconds(window), limit, member]
+                    keys=[redis_key(self._prefix, "limit", key)], args=[milliseconds(window), limit, member]
                 )
             )
         return wait_ms / 1000
@@ -76,16 +79,18 @@ class RedisLimitStore:
     async def add_usage(self, *, key: str, amount: int, ttl: float) -> int:
         with unavailable_as(StoreUnavailable):
             return int(
-                await self._add(keys=[f"{self._prefix}usage:{key}"], args=[int(amount), milliseconds(ttl)])
+                await self._add(
+                    keys=[redis_key(self._prefix, "usage", key)], args=[int(amount), milliseconds(ttl)]
+                )
             )
 
     async def usage(self, *, key: str) -> int:
         with unavailable_as(StoreUnavailable):
-            value = await self._redis.get(f"{self._prefix}usage:{key}")
+            value = await self._redis.get(redis_key(self._prefix, "usage", key))
         return int(value) if value is not None else 0
 
     def _answer_key(self, team_id: str, channel: str, ts: str) -> str:
-        return f"{self._prefix}answer:{team_id}:{channel}:{ts}"
+        return redis_key(self._prefix, "answer", team_id, channel, ts)
 
     async def remember_answer(
         self, *, team_id: str, channel: str, ts: str, request_id: str, ttl: float
@@ -99,7 +104,7 @@ class RedisLimitStore:
         return str(value) if value is not None else None
 
     async def add_vote(self, *, key: str, member: str, ttl: float) -> bool:
-        name = f"{self._prefix}vote:{key}"
+        name = redis_key(self._prefix, "vote", key)
         with unavailable_as(StoreUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.sadd(name, member)
@@ -109,7 +114,7 @@ class RedisLimitStore:
         return int(added) == 1 and int(size) == 1
 
     async def remove_vote(self, *, key: str, member: str) -> bool:
-        name = f"{self._prefix}vote:{key}"
+        name = redis_key(self._prefix, "vote", key)
         with unavailable_as(StoreUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.srem(name, member)

@@ -17,40 +17,43 @@ Keys (``P`` is the prefix, ``threadline:`` by default; ``Q`` a queue key ``team:
 
 from __future__ import annotations
 
-DEFAULT_PREFIX = "threadline:"
+from bot.redis import KEY_PREFIX, LUA_NOW_MS
+from bot.redis import key as redis_key
+
+DEFAULT_PREFIX = KEY_PREFIX
 WAKE_TOKENS = 8  # the wake-up list is trimmed to this many tokens
 
 
 def job_key(prefix: str, job_id: str) -> str:
-    return f"{prefix}job:{job_id}"
+    return redis_key(prefix, "job", job_id)
 
 
 def line_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}line:{queue_key}"
+    return redis_key(prefix, "line", queue_key)
 
 
 def inflight_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}inflight:{queue_key}"
+    return redis_key(prefix, "inflight", queue_key)
 
 
 def threads_key(prefix: str, queue_key: str) -> str:
-    return f"{prefix}threads:{queue_key}"
+    return redis_key(prefix, "threads", queue_key)
 
 
 def ready_key(prefix: str) -> str:
-    return f"{prefix}ready"
+    return redis_key(prefix, "ready")
 
 
 def leases_key(prefix: str) -> str:
-    return f"{prefix}leases"
+    return redis_key(prefix, "leases")
 
 
 def wake_key(prefix: str) -> str:
-    return f"{prefix}wake"
+    return redis_key(prefix, "wake")
 
 
 def waiting_key(prefix: str) -> str:
-    return f"{prefix}waiting"
+    return redis_key(prefix, "waiting")
 
 
 # Shared by every script. ARGV[1] is the prefix; the key helpers mirror the Python ones above.
@@ -65,10 +68,8 @@ local function lkey(qk) return P .. 'line:' .. qk end
 local function ikey(qk) return P .. 'inflight:' .. qk end
 local function tkey(qk) return P .. 'threads:' .. qk end
 
-local function nowmilliseconds()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+{LUA_NOW_MS}
+local function nowmilliseconds() return math.floor(now_ms()) end
 
 -- The ready zset holds a channel iff its line is not empty, scored by its head's enqueue time.
 local function fix_ready(qk)

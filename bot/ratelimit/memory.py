@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot import window as sliding
 from bot.ratelimit.base import Priority, progress_interval, refuses_non_final
 
 
@@ -69,12 +70,8 @@ class MemoryEditBudget:
         ws = self._workspaces.get(team_id)
         if ws is None:
             return 0
-        self._expire(ws, self._clock())
+        sliding.expire(ws.sent, self._clock(), self.window)
         return len(ws.sent)
-
-    def _expire(self, ws: _Workspace, now: float) -> None:
-        while ws.sent and ws.sent[0] <= now - self.window:
-            ws.sent.popleft()
 
     def _allowed_at(self, ws: _Workspace, priority: Priority, used: int) -> bool:
         if used >= self._ceiling[priority]:
@@ -103,7 +100,7 @@ class MemoryEditBudget:
     async def try_reserve(self, *, team_id: str, answer_id: str) -> bool:
         ws = self._workspaces.setdefault(team_id, _Workspace())
         now = self._clock()
-        self._expire(ws, now)
+        sliding.expire(ws.sent, now, self.window)
         if now < ws.paused_until or len(ws.sent) + len(ws.live | {answer_id}) > self.limit:
             return False
         ws.live.add(answer_id)
@@ -112,7 +109,7 @@ class MemoryEditBudget:
     async def acquire(self, *, team_id: str, priority: Priority, answer_id: str | None = None) -> None:
         ws = self._workspaces.setdefault(team_id, _Workspace())
         now = self._clock()
-        self._expire(ws, now)
+        sliding.expire(ws.sent, now, self.window)
         if not ws.waiters and self._can_send(ws, priority, now):
             ws.sent.append(now)
             if priority is Priority.FINAL and answer_id is not None:
@@ -147,7 +144,7 @@ class MemoryEditBudget:
             ws.timer.cancel()
             ws.timer = None
         now = self._clock()
-        self._expire(ws, now)
+        sliding.expire(ws.sent, now, self.window)
         while ws.waiters:
             head = ws.waiters[0]
             if head.future.done():  # cancelled while waiting
@@ -168,7 +165,6 @@ class MemoryEditBudget:
                 used = len(ws.sent)
                 start = min(used, self._ceiling[priority] - 1)
                 allowed = next((u for u in range(start, -1, -1) if self._allowed_at(ws, priority, u)), 0)
-                index = used - allowed - 1
-                wake = ws.sent[index] + self.window if 0 <= index < len(ws.sent) else now
+                wake = sliding.room_at(ws.sent, allowed, now, self.window)
             delay = max(0.0, wake - now) + 1e-3
             ws.timer = asyncio.get_running_loop().call_later(delay, self._pump, team_id)

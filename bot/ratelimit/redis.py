@@ -29,22 +29,23 @@ import secrets
 import redis.asyncio as aioredis
 
 from bot.ratelimit.base import Priority, progress_interval
-from bot.redis import unavailable_as
+from bot.redis import KEY_PREFIX, LUA_NOW_MS, unavailable_as
+from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
-DEFAULT_PREFIX = "threadline:"
+DEFAULT_PREFIX = KEY_PREFIX
 
 
 def edits_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}edits:{team_id}"
+    return redis_key(prefix, "edits", team_id)
 
 
 def pause_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}pause:{team_id}"
+    return redis_key(prefix, "pause", team_id)
 
 
 def live_key(prefix: str, team_id: str) -> str:
-    return f"{prefix}live:{team_id}"
+    return redis_key(prefix, "live", team_id)
 
 
 # A live answer that is never closed (its replica died) stops counting after this long.
@@ -53,9 +54,10 @@ LIVE_TTL_MS = 10 * 60 * 1000
 
 # KEYS: edits, pause, live; ARGV: window (ms), ceiling, member, limit, final (1|0), answer id or ''
 # -> 0 granted | ms to wait before trying again
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_TAKE = (
+    LUA_NOW_MS
+    + """
+local now = now_ms()
 local window, ceiling, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused end
@@ -80,24 +82,27 @@ local blocker = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
 if blocker[2] == nil then return 1 end
 return math.max(1, math.ceil(tonumber(blocker[2]) + window - now))
 """
+)
 
 # KEYS: live; ARGV: answer id, 1 (alive) | 0, ms to keep it -> 1
-_LIVE = """
+_LIVE = (
+    LUA_NOW_MS
+    + """
 if ARGV[2] == '1' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[3]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1
 """
+)
 
 # KEYS: edits, pause, live; ARGV: window (ms), limit, answer id, ms to keep it -> 1 kept | 0 no room
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+_RESERVE = (
+    LUA_NOW_MS
+    + """
+local now = now_ms()
 if redis.call('PTTL', KEYS[2]) > 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -108,13 +113,15 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
 return 1
 """
+)
 
 # KEYS: live -> how many answers are live now
-_LIVE_COUNT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+_LIVE_COUNT = (
+    LUA_NOW_MS
+    + """
+return redis.call('ZCOUNT', KEYS[1], now_ms(), '+inf')
 """
+)
 
 # KEYS: pause; ARGV: ms -> the pause lasts max(what is left of it, ms)
 _PAUSE = """

@@ -19,22 +19,23 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.context import Turn
-from bot.redis import milliseconds, unavailable_as
+from bot.redis import KEY_PREFIX, milliseconds, unavailable_as
+from bot.redis import key as redis_key
 from bot.store.base import StoreUnavailable
 
-DEFAULT_PREFIX = "threadline:"
+DEFAULT_PREFIX = KEY_PREFIX
 
 
 def conversation_key(prefix: str, team_id: str, channel: str, thread_ts: str) -> str:
-    return f"{prefix}conv:{team_id}:{channel}:{thread_ts}"
+    return redis_key(prefix, "conv", team_id, channel, thread_ts)
 
 
 def request_key(prefix: str, request_id: str) -> str:
-    return f"{prefix}request:{request_id}"
+    return redis_key(prefix, "request", request_id)
 
 
 def dedup_key(prefix: str, key: str) -> str:
-    return f"{prefix}dedup:{key}"
+    return redis_key(prefix, "dedup", key)
 
 
 class RedisConversationStore:
