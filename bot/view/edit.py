@@ -29,11 +29,11 @@ from typing import Any
 
 from bot.blocks import Button, answer_blocks
 from bot.constants import MESSAGE_LIMIT
-from bot.errors import SlackError
 from bot.gateway import GaveWay, SlackGateway
 from bot.ratelimit.base import Priority
 from bot.texts import THINKING_TEXT
 from bot.view import plan
+from bot.view.shown import ShownMessages
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,20 @@ class EditView:
         self._note: str | None = None
         self._rendered_key: tuple[str, str | None, str | None, bool] | None = None
         self._rendered: list[str] = []
-        # The answer's messages: the placeholder, and the continuations an earlier worker posted
-        # before it died (a resumed answer edits them, or deletes those it no longer needs).
-        self.ts: list[str] = [placeholder_ts, *(continuations or [])]
+        self._shown = ShownMessages(
+            gateway,
+            channel=channel,
+            thread_ts=self._thread_ts,
+            request_id=request_id,
+            ts=[placeholder_ts, *(continuations or [])],
+            blocks_of=self._blocks,
+            clock=clock,
+        )
+        self.ts = self._shown.ts  # the same lists: the messages and what each shows
         # What the placeholder shows now (a queue notice, or an earlier worker's partial answer).
-        self.sent: list[str] = [placeholder_text if shown_text is None else shown_text]
-        self.sent += [""] * (len(self.ts) - 1)  # unknown: each differs, so each is brought up to date
-        self._sent_buttons: list[Button | None] = [None] * len(self.ts)  # the placeholder has none
+        self.sent = self._shown.sent
+        self.sent[0] = placeholder_text if shown_text is None else shown_text
+        self._sent_buttons = self._shown.buttons
         self._final_button: Button | None = None
         self._shown_words = False
         self._last_cycle = float("-inf")
@@ -96,16 +103,16 @@ class EditView:
         self._task: asyncio.Task[None] | None = None
         self._reposts = 0  # messages posted anew during the stream (a placeholder deleted meanwhile)
         self._progress_off = False
-        self.edits = 0
-        # A queue notice is replaced by the first words, or by the thinking indicator if none come
-        # within one interval (``_run``): a quick model costs no extra edit of the workspace's
-        # budget. A resumed answer sets a status, which shows.
 
     # -- producer side: cheap, synchronous, never blocks -------------------------------------
     @property
     def text(self) -> str:
         """The raw answer so far (model Markdown)."""
         return self._raw
+
+    @property
+    def edits(self) -> int:
+        return self._shown.edits
 
     @property
     def messages(self) -> list[str]:
@@ -268,12 +275,12 @@ class EditView:
             if todo is None:
                 return not final or len(pieces) >= len(self.ts)
             if todo >= len(self.ts):
-                await self._post_continuation(todo, pieces[todo], self._button(todo, pieces, final=final))
+                await self._shown.post(todo, pieces[todo], self._button(todo, pieces, final=final))
                 continue
             if todo >= len(pieces):
                 # A replaced (retried) answer became shorter: remove its leftover messages.
                 if final:
-                    await self._delete_leftovers(len(pieces))
+                    await self._shown.delete_from(len(pieces))
                     return True
                 edited.add(todo)
                 continue
@@ -295,7 +302,7 @@ class EditView:
                     )
                 except TimeoutError:
                     logger.warning("no edit slot before the final deadline (request %s)", self._request_id)
-                    await self._repost_from(todo)
+                    await self._shown.repost_from(todo)
                     continue
             elif not await self._acquire(priority, interruptible=True):
                 # Outside the final sync every wait gives way to the end of the stream (a settled
@@ -305,7 +312,13 @@ class EditView:
             if todo >= len(newest):
                 continue
             button = self._button(todo, newest, final=final)
-            ok = await self._edit(todo, newest[todo], button, final=final or settled, deadline=deadline)
+            ok = await self._shown.edit(
+                todo,
+                newest[todo],
+                button,
+                team_id=self._team_id,
+                deadline=deadline if final or settled else None,
+            )
             if ok is None:  # the message is gone or would not take the final text: post anew
                 if not final and self._reposts >= MAX_PROGRESS_REPOSTS:
                     # Slack keeps refusing the new messages too: stop showing progress (the
@@ -313,7 +326,7 @@ class EditView:
                     self._progress_off = True
                     return False
                 self._reposts += 0 if final else 1
-                await self._repost_from(todo)
+                await self._shown.repost_from(todo)
                 edited = {i for i in edited if i < todo}
                 continue
             if not final:
@@ -324,68 +337,3 @@ class EditView:
             elif final:
                 await asyncio.sleep(backoff)  # backoff between retries of a final edit
                 backoff = min(backoff * 2, 8.0)
-
-    async def _edit(
-        self, index: int, text: str, button: Button | None, *, final: bool, deadline: float
-    ) -> bool | None:
-        """Edit message ``index``: True when it shows ``text``, False when it may be retried, None
-        when it must be given up (deleted by someone, or the final deadline passed)."""
-        try:
-            await self._gateway.update_message(
-                team_id=self._team_id,
-                channel=self._channel,
-                ts=self.ts[index],
-                text=text,
-                blocks=self._blocks(text, button),
-                slot_taken=True,
-            )
-        except SlackError as err:
-            if err.retry_after is None:
-                logger.warning("chat.update failed: %s (request %s)", err.error, self._request_id)
-            if err.error == "message_not_found" or (final and self._clock() >= deadline):
-                return None
-            return False
-        self.edits += 1
-        self._record(index, text, button)
-        return True
-
-    def _record(self, index: int, text: str, button: Button | None) -> None:
-        while len(self.sent) <= index:
-            self.sent.append("")
-            self._sent_buttons.append(None)
-        self.sent[index] = text
-        self._sent_buttons[index] = button
-
-    async def _post_continuation(self, index: int, text: str, button: Button | None) -> None:
-        self.ts.append(await self._post_piece(index, text, button))
-        self._record(index, text, button)
-
-    async def _post_piece(self, index: int, text: str, button: Button | None) -> str:
-        """Post piece ``index`` of the answer as a new message in the thread; returns its ts."""
-        return await self._gateway.post_answer(
-            channel=self._channel,
-            text=text,
-            thread_ts=self._thread_ts,
-            blocks=self._blocks(text, button),
-            request_id=self._request_id,
-            piece=index,
-        )
-
-    async def _repost_from(self, index: int) -> None:
-        """Give up message ``index`` and the ones after it: delete them (best effort, so no stale
-        text or live Stop button stays behind) and forget them; the sync then posts those pieces
-        anew, in order, so the answer is never lost."""
-        logger.warning("posting the answer anew from message %d (request %s)", index, self._request_id)
-        await self._delete_leftovers(index)
-
-    async def _delete_leftovers(self, keep: int) -> None:
-        for ts in self.ts[keep:]:
-            if ts == self._thread_ts:
-                continue  # a command's answer roots its thread: it stays, the pieces go under it
-            try:
-                await self._gateway.delete_message(channel=self._channel, ts=ts)
-            except SlackError as err:
-                logger.warning("could not delete a leftover message: %s", err.error)
-        del self.ts[keep:]
-        del self.sent[keep:]
-        del self._sent_buttons[keep:]

@@ -33,3 +33,34 @@ def test_the_sandbox_is_a_registered_command() -> None:
     commands = _commands()
     assert commands["sandbox"].value == "sandbox.__main__:main", COMMANDS_GROUP
     assert "sandbox [--port PORT] [--open]" in usage()
+
+
+def test_modules_and_classes_fit_in_a_head() -> None:
+    """Issue 12: no module in bot/ or handlers/ over 400 lines, no class over 300."""
+    too_long: list[str] = []
+    for path in sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]):
+        source = path.read_text()
+        name = str(path.relative_to(ROOT))
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 300:
+                    too_long.append(f"{name}: class {node.name} {lines} lines")
+    assert too_long == []
+
+
+def test_handlers_import_no_engine_internals_openai_or_redis() -> None:
+    allowed_bot = {"bot.payloads", "bot.jobs", "bot.texts", "bot.blocks", "bot.constants"}
+    offenders = {}
+    for path in sorted((ROOT / "handlers").rglob("*.py")):
+        mods = imported_modules(path)
+        bad = sorted(
+            m
+            for m in mods
+            if m.split(".")[0] in ("openai", "redis") or (m.startswith("bot") and m not in allowed_bot)
+        )
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
