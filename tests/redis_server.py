@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -23,7 +24,9 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, *, args: Sequence[str] = ()) -> None:
+        """``args``: more ``redis-server`` options, after (and so over) the defaults above, e.g.
+        ``("--appendonly", "no")``."""
         found = binary or shutil.which("redis-server")
         if found is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -32,6 +35,7 @@ class RedisServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-redis-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None
+        self.args = list(args)
 
     @property
     def url(self) -> str:
@@ -69,6 +73,7 @@ class RedisServer:
                 "no",
                 "--logfile",
                 str(self.dir / "redis.log"),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
