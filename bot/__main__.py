@@ -11,7 +11,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
 
 from bot import logs
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SlackUnreachable
 from bot.settings import Settings
 
 COMMANDS_GROUP = "threadline.commands"
@@ -55,6 +55,13 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+def config_errors(err: ConfigError) -> int:
+    """Print every configuration problem, one line each; the exit status for them (2)."""
+    for each in err.errors:
+        print(f"threadline: configuration error: {each.variable} {each.problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "run"
     if command in ("-h", "--help", "help"):
@@ -73,8 +80,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as err:
-        print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
-        return 2
+        return config_errors(err)
     logs.configure(
         settings.log_level,
         fmt=settings.log_format,
@@ -91,8 +97,16 @@ def main(argv: list[str]) -> int:
     try:
         run(run_forever(settings))
     except ConfigError as err:
-        print(f"threadline: configuration error: {err.variable} {err.problem}", file=sys.stderr)
-        return 2
+        return config_errors(err)
+    except SlackUnreachable as err:
+        # Not a configuration error: the network (DNS, proxy, firewall) or Slack itself. Exit non-zero
+        # so a supervisor restarts the bot; it is worth trying again.
+        print(
+            f"threadline: cannot reach Slack at {err.url} ({err.error}): a network problem (DNS, proxy, "
+            "firewall) or Slack is down; start the bot again once Slack answers",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

@@ -12,16 +12,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 
 from bot import backends
+from bot.bolt_app import bolt_app, slack_failure
 from bot.constants import SLACK_MAX_BODY_BYTES
 from bot.engine import Engine
-from bot.errors import ConfigError, ModelError, SlackError
+from bot.errors import ModelError
 from bot.gateway import Pacing, SlackGateway
 from bot.http_body import read_bounded, too_large
 from bot.inbound import MalformedBody, parse_body, signature_ok
@@ -30,6 +32,7 @@ from bot.limits.memory import MemoryLimitStore
 from bot.metrics import Metrics
 from bot.model import build_model
 from bot.queue.memory import MemoryQueue
+from bot.readiness import Readiness
 from bot.redis import ping as redis_ping
 from bot.settings import Settings
 from bot.texts import RESTARTING_TEXT
@@ -38,6 +41,19 @@ from bot.worker import Worker
 from handlers import register_all
 
 logger = logging.getLogger(__name__)
+
+
+async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: a free port); returns the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    addresses = runner.addresses
+    return runner, int(addresses[0][1]) if addresses else port
 
 
 class Runtime:
@@ -50,11 +66,13 @@ class Runtime:
         self._watchdog: SocketWatchdog | None = None
         self.port: int | None = None
         self.metrics = Metrics()  # one registry per runtime: in-process tests never share counters
-        self.model_problem: str | None = "not checked yet"  # None once the model server answered
+        self.ops_port: int | None = None
+        self._ops_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        """Connect to Slack (auth.test), build the engine and the Bolt app. Raises ``ConfigError``
-        when Slack refuses the bot token."""
+        """Connect to Slack (auth.test), build the engine and the Bolt app, start the readiness
+        checks. Raises ``ConfigError`` when Slack refuses the bot token, ``SlackUnreachable`` when
+        Slack cannot be reached."""
         s = self.settings
         self.backends = backends.build(s)
         self.gateway = SlackGateway(
@@ -69,14 +87,17 @@ class Runtime:
         except Exception as err:
             await self.gateway.close()
             await self.backends.close()
-            if isinstance(err, SlackError) or hasattr(err, "response"):
-                raise ConfigError(
-                    "SLACK_BOT_TOKEN", "Slack rejected it (auth.test failed): check the token"
-                ) from None
-            raise ConfigError("SLACK_API_URL", f"cannot reach Slack at {s.slack_api_url}") from None
+            raise slack_failure(err, url=s.slack_api_url) from None
         bot_user_id = auth.get("user_id")
         self.model = build_model(s)
-        self.model_problem = await self._check_model()
+        checks = {"slack": self._check_slack, "model": self._check_model}
+        if self.backends.redis is not None:
+            checks["redis"] = self._check_redis
+        self.dependencies = Readiness(
+            checks, interval=s.readiness_interval_seconds, timeout=s.readiness_timeout_seconds
+        )
+        self.dependencies.record("slack", None)  # auth.test has just answered
+        await self.dependencies.refresh([name for name in checks if name != "slack"])
         self.limits: LimitStore
         if self.backends.redis is not None:
             from bot.limits.redis import RedisLimitStore
@@ -106,29 +127,35 @@ class Runtime:
             on_finished=self.engine.job_finished,
         )
         self.worker.start()
-        self.bolt = AsyncApp(
-            client=self.gateway.client,
-            signing_secret=s.slack_signing_secret or "",
-            request_verification_enabled=not s.socket_mode,
-            # Listeners run before the ack, so an acked question is already queued (bot/intake.py);
-            # they make no Slack call there, so the ack stays within Slack's 3 seconds.
-            process_before_response=True,
-            logger=logging.getLogger("threadline.bolt"),
-        )
+        self.bolt = bolt_app(s, self.gateway.client, auth)
         register_all(self.bolt, self.engine)
+        self.dependencies.start()
         logger.info("connected to Slack as %s (team %s)", auth.get("user"), auth.get("team_id"))
 
     # -- HTTP --------------------------------------------------------------------------------
-    def web_app(self) -> web.Application:
+    def web_app(self, *, with_ops: bool = True) -> web.Application:
+        """The public app: /slack/events (HTTP mode) and /healthz, plus /readyz and /metrics unless
+        they are served apart (``BOT_OPS_PORT``)."""
         app = web.Application(client_max_size=SLACK_MAX_BODY_BYTES)
         if not self.settings.socket_mode:
             # Socket Mode turns Bolt's signature check off (envelopes come over the authenticated
             # socket), so the HTTP endpoint must not exist there: it would accept forged events.
             app.router.add_post("/slack/events", self._slack_events)
         app.router.add_get("/healthz", self._healthz)
+        if with_ops:
+            self._add_ops_routes(app)
+        return app
+
+    def ops_app(self) -> web.Application:
+        """What ``BOT_OPS_PORT`` serves: health, readiness and metrics, nothing from Slack."""
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        self._add_ops_routes(app)
+        return app
+
+    def _add_ops_routes(self, app: web.Application) -> None:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
-        return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         """Read within a bound, verify the signature on the raw bytes, check the body's shape, and
@@ -173,34 +200,46 @@ class Runtime:
         """Liveness: 200 while the process serves HTTP (readiness is ``/readyz``)."""
         return web.json_response({"ok": True, "ready": self.ready})
 
+    # -- readiness: each dependency re-checked every BOT_READINESS_INTERVAL_SECONDS (bot/readiness.py)
+    async def _ping_model(self, timeout: float) -> None:
+        """One cheap request to the model server; raises a ``ModelError`` when it fails."""
+        await self.model.ping(timeout=timeout)
+
     async def _check_model(self) -> str | None:
-        """At start: does the model server answer? ``None`` if so, else what is wrong (for /readyz;
-        the bot starts either way and tells users in plain words when the model fails)."""
+        """Does the model server answer? ``None`` if so, else what is wrong (for /readyz; the bot
+        serves either way and tells users in plain words when the model fails)."""
         try:
-            await self.model.ping(timeout=min(5.0, self.settings.first_token_timeout_seconds))
+            await self._ping_model(self.settings.readiness_timeout_seconds)
         except ModelError as err:
-            problem = f"{type(err).__name__}: {err}"
-            logger.warning("the model server did not answer at start (%s)", problem)
-            return problem
+            return f"{type(err).__name__}: {err}"
         return None
 
+    async def _check_slack(self) -> str | None:
+        try:
+            await self.gateway.client.auth_test()
+        except SlackApiError as err:
+            code = err.response.get("error") if isinstance(err.response.data, dict) else None
+            return f"auth.test failed ({code or f'HTTP {err.response.status_code}'})"
+        except (aiohttp.ClientError, OSError) as err:
+            return f"unreachable ({type(err).__name__})"
+        return None
+
+    async def _check_redis(self) -> str | None:
+        redis = self.backends.redis
+        return None if redis is None or await redis_ping(redis) else "unreachable"
+
     async def readiness(self) -> dict[str, str]:
-        """What /readyz reports: "ok" for each check that passes, else what is wrong."""
-        checks = {
-            "serving": "ok" if self.ready else "not serving (starting or stopping)",
-            "slack": "ok" if hasattr(self, "engine") else "auth.test not done",
-            "model": self.model_problem or "ok",
-        }
+        """What /readyz reports: "ok" for each check that passes, else what is wrong. Answered from
+        the last round of checks: a probe never waits on Slack, the model server or Redis."""
+        checks = {"serving": "ok" if self.ready else "not serving (starting or stopping)"}
+        dependencies = getattr(self, "dependencies", None)
+        if dependencies is None:
+            checks["slack"] = "auth.test not done"
+        else:
+            checks.update(dependencies.results)
         if self._socket is not None:
             client = self._socket.client
             checks["socket_mode"] = "ok" if await client.is_connected() else "not connected"
-        redis = getattr(getattr(self, "backends", None), "redis", None)
-        if redis is not None:
-            try:  # within Kubernetes' default probe timeout (1 s)
-                alive = await asyncio.wait_for(redis_ping(redis), 0.5)
-            except TimeoutError:
-                alive = False
-            checks["redis"] = "ok" if alive else "unreachable"
         return checks
 
     async def _readyz(self, request: web.Request) -> web.Response:
@@ -214,15 +253,17 @@ class Runtime:
         response.headers["Content-Type"] = content_type
         return response
 
-    async def serve(self, *, host: str = "0.0.0.0", port: int | None = None) -> int:
-        """Serve HTTP (events in HTTP mode, health always); connect Socket Mode when configured.
-        Returns the bound port."""
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, self.settings.port if port is None else port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = int(addresses[0][1]) if addresses else port
+    async def serve(self, *, host: str | None = None, port: int | None = None) -> int:
+        """Serve HTTP (events in HTTP mode, health always; readiness and metrics here or on
+        ``BOT_OPS_PORT``); connect Socket Mode when configured. Returns the bound port."""
+        host = self.settings.host if host is None else host
+        separate = self.settings.ops_port is not None
+        self._runner, self.port = await _listen(
+            self.web_app(with_ops=not separate), host, self.settings.port if port is None else port
+        )
+        if self.settings.ops_port is not None:
+            self._ops_runner, self.ops_port = await _listen(self.ops_app(), host, self.settings.ops_port)
+            logger.info("health, readiness and metrics on http://%s:%s", host, self.ops_port)
         if self.settings.socket_mode:
             watchdog_after = self.settings.socket_watchdog_seconds
             self._socket = AsyncSocketModeHandler(
@@ -244,6 +285,8 @@ class Runtime:
         self.ready = False
         self.refusing_intake = isinstance(getattr(self, "queue", None), MemoryQueue)
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if hasattr(self, "dependencies"):
+            await self.dependencies.close()
         if self._watchdog is not None:
             await self._watchdog.close()
         if self._socket is not None:
@@ -259,6 +302,8 @@ class Runtime:
             await self.backends.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._ops_runner is not None:
+            await self._ops_runner.cleanup()
         if hasattr(self, "model"):
             await self.model.close()
         if hasattr(self, "gateway"):
@@ -301,7 +346,11 @@ async def run_forever(settings: Settings) -> None:
 
     runtime = Runtime(settings)
     await runtime.start()
-    await runtime.serve()
+    try:
+        await runtime.serve()
+    except BaseException:
+        await runtime.stop(grace=0)
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

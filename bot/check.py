@@ -2,7 +2,7 @@
 
 Checks, in order (a broken configuration stops the rest, since nothing else can be trusted):
 
-1. the configuration: every variable, validated as at start;
+1. the configuration: every variable, validated as at start (a row for each problem);
 2. Slack: ``auth.test`` with the bot token;
 3. the token's scopes (Slack's ``x-oauth-scopes`` response header) against ``manifest.yml``'s bot
    scopes: a missing scope is an error (reinstall the app), an extra one a note. Scopes that cannot be
@@ -13,7 +13,8 @@ Checks, in order (a broken configuration stops the rest, since nothing else can 
 4. Socket Mode: ``apps.connections.open`` with the app-level token (when ``SLACK_APP_TOKEN`` is set);
 5. the model: a one-token, non-streaming completion with ``OPENAI_MODEL`` (``max_tokens=1``, or
    ``max_completion_tokens=1`` for a model that refuses the older name);
-6. Redis: ``PING`` (when ``REDIS_URL`` is set);
+6. Redis (when ``REDIS_URL`` is set): ``PING``, then what docs/redis.md requires, read from ``INFO``:
+   6.2 or newer, ``appendonly yes``, no ``allkeys-*`` eviction, one primary (not a cluster);
 7. access and limits: what is on (for information).
 
 Nothing secret is printed: tokens and keys are named by their variable, never shown.
@@ -28,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.bolt_app import slack_failure
 from bot.constants import SLACK_API_URL
 from bot.errors import (
     ConfigError,
@@ -63,6 +66,7 @@ MANIFEST_BOT_SCOPES = (
     "users:read",
 )
 USAGE = "usage: python -m bot check [--manifest PATH]"
+OPENAI_HOST = "api.openai.com"
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ def _model_problem(err: ModelError, settings: Settings) -> str:
     if isinstance(err, ModelEndpointNotFound):
         return f"{where} has no chat completions API there: check OPENAI_BASE_URL{said}"
     if isinstance(err, ModelUnreachable):
+        if settings.openai_base_url is None:
+            return f"cannot reach OpenAI ({OPENAI_HOST}, {err}): a network problem (DNS, proxy, firewall)"
         return f"cannot reach {where} ({err}): check OPENAI_BASE_URL and that the server runs"
     if isinstance(err, ModelUnavailable):
         what = {
@@ -166,12 +172,17 @@ async def _check_slack(settings: Settings, manifest: Path | None) -> list[Check]
     client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=15)
     try:
         response = await client.auth_test()
-    except SlackApiError as err:
-        code = err.response.get("error") if isinstance(err.response.data, dict) else None
-        problem = f"Slack rejected SLACK_BOT_TOKEN ({code or 'error'}): copy it again"
-        return [Check("slack auth", False, problem)]
     except Exception as err:
-        problem = f"cannot reach Slack at {settings.slack_api_url} ({type(err).__name__})"
+        failure = slack_failure(err, url=settings.slack_api_url)
+        if isinstance(failure, ConfigError):
+            return [Check("slack auth", False, f"{failure.variable} {failure.problem}")]
+        problem = (
+            f"cannot reach Slack at {failure.url} ({failure.error}): a network problem (DNS, proxy, firewall)"
+        )
+        if settings.slack_api_url != SLACK_API_URL:
+            problem += f" or nothing serves SLACK_API_URL ({settings.slack_api_url})"
+        else:
+            problem += " or Slack is down"
         return [Check("slack auth", False, problem)]
     team = response.get("team") or response.get("team_id")
     checks.append(Check("slack auth", True, f"@{response.get('user')} in {team} ({response.get('team_id')})"))
@@ -219,7 +230,8 @@ async def _check_slack(settings: Settings, manifest: Path | None) -> list[Check]
                 )
             )
         except Exception as err:
-            checks.append(Check("socket mode", False, f"cannot reach Slack ({type(err).__name__})"))
+            problem = f"cannot reach Slack ({type(err).__name__}): a network problem"
+            checks.append(Check("socket mode", False, problem))
     else:
         checks.append(Check("socket mode", None, "off: HTTP mode, events at POST /slack/events"))
     return checks
@@ -239,21 +251,35 @@ async def _check_model(settings: Settings) -> Check:
     return Check("model", True, f"{served} answered at {where}")
 
 
-async def _check_redis(settings: Settings) -> Check:
+async def _check_redis(settings: Settings) -> list[Check]:
     if not settings.redis_url:
-        return Check("redis", None, "not configured: queue and store in memory (one replica)")
-    from bot.redis import connect, ping
+        return [Check("redis", None, "not configured: queue and store in memory (one replica)")]
+    from bot.redis import connect, ping, server_info, setup_problems
 
     client = connect(settings.redis_url, socket_timeout=3.0, connect_timeout=2.0, retries=0)
     try:
         alive = await asyncio.wait_for(ping(client), 10.0)
+        if not alive:
+            return [Check("redis", False, "cannot reach REDIS_URL: check the URL and that Redis runs")]
+        try:
+            info = await asyncio.wait_for(server_info(client), 10.0)
+        except (RedisError, OSError, TimeoutError) as err:
+            problem = f"cannot read INFO ({type(err).__name__}): check by hand what docs/redis.md requires"
+            return [Check("redis", True, "answers PING"), Check("redis setup", False, problem)]
     except TimeoutError:
-        alive = False
+        return [Check("redis", False, "REDIS_URL did not answer PING within 10 s")]
     finally:
         await client.aclose()
-    if alive:
-        return Check("redis", True, "answers PING")
-    return Check("redis", False, "cannot reach REDIS_URL: check the URL and that Redis runs")
+    problems, notes = setup_problems(info)
+    checks = [Check("redis", True, "answers PING")]
+    if problems:
+        checks.append(Check("redis setup", False, "; ".join(problems)))
+    else:
+        detail = (
+            f"Redis {info.get('redis_version')}, appendonly yes, {info.get('maxmemory_policy')}, one primary"
+        )
+        checks.append(Check("redis setup", True, detail + "".join(f" (note: {n})" for n in notes)))
+    return checks
 
 
 def _limits(settings: Settings) -> Check:
@@ -273,12 +299,12 @@ async def run_checks(env: Mapping[str, str], *, manifest: Path | None = None) ->
     try:
         settings = Settings.from_env(env)
     except ConfigError as err:
-        return [Check("configuration", False, f"{err.variable} {err.problem}")]
+        return [Check("configuration", False, f"{each.variable} {each.problem}") for each in err.errors]
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
     checks = [Check("configuration", True, f"{mode}, model {settings.openai_model}")]
     checks += await _check_slack(settings, manifest)
     checks.append(await _check_model(settings))
-    checks.append(await _check_redis(settings))
+    checks += await _check_redis(settings)
     checks.append(_limits(settings))
     return checks
 
@@ -289,7 +315,8 @@ def render(checks: list[Check]) -> str:
     lines += [f"{c.name.ljust(width)}  {c.status.ljust(6)}  {c.detail}" for c in checks]
     failed = [c.name for c in checks if c.ok is False]
     lines.append("")
-    lines.append(f"{len(failed)} to fix: {', '.join(failed)}" if failed else "all checks passed")
+    names = ", ".join(dict.fromkeys(failed))  # each name once (several configuration rows)
+    lines.append(f"{len(failed)} to fix: {names}" if failed else "all checks passed")
     return "\n".join(lines)
 
 

@@ -20,6 +20,9 @@ RESPONSE_URL_MAX_POSTS = 5
 
 # chat.update is Tier 3: about 50 a minute per workspace; we leave headroom by default.
 DEFAULT_EDITS_PER_MINUTE = 45
+SLACK_EDITS_PER_MINUTE = 50  # Slack's Tier 3: a setting above it is refused (against Slack itself)
+# chat.postMessage: about one message a second per channel (short bursts tolerated).
+SLACK_POSTS_PER_CHANNEL_PER_SECOND = 1.0
 EDIT_WINDOW_SECONDS = 60.0
 
 # The largest request body /slack/events reads. Slack's payloads are far smaller (a message is at most

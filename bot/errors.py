@@ -4,6 +4,7 @@
 
     ThreadlineError
     ├── ConfigError              a setting is missing or malformed (stops the process at start)
+    │   └── ConfigErrors         every problem of one reading of the configuration, at once
     ├── ModelError               the model could not give an answer
     │   ├── ModelUnavailable     the server could not answer now                      (retryable)
     │   │   ├── ModelUnreachable connection refused, DNS, connect timed out or lost   (retryable)
@@ -22,7 +23,8 @@
     │   ├── EmptyAnswer          the model finished without writing anything
     │   └── ModelTimeout         first token (retryable), idle gap or whole answer took too long
     └── SlackError               Slack refused a call we cannot do without
-        └── CannotPost           the bot may not post in the channel (not_in_channel, ...)
+        ├── CannotPost           the bot may not post in the channel (not_in_channel, ...)
+        └── SlackUnreachable     no answer from Slack at all (network, DNS, proxy, 5xx)
 
 ``retryable``: tried again at once within the same answer (``bot.model.retry``). ``fixable_by_retry``:
 False ("admin") when the same request will fail the same way until an admin changes something, so a
@@ -51,6 +53,28 @@ class ConfigError(ThreadlineError):
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
         self.problem = problem
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """Every problem this error stands for (one here; all of them for ``ConfigErrors``)."""
+        return [self]
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration problems found in one reading, so an operator fixes them in one go.
+    ``variable`` and ``problem`` are the first one's (code that expects a single ``ConfigError``
+    still works); ``errors`` lists them all, ``str()`` gives one line each."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        if not errors:
+            raise ValueError("ConfigErrors needs at least one error")
+        super().__init__(errors[0].variable, errors[0].problem)
+        self._errors = [e for err in errors for e in err.errors]
+        self.args = ("\n".join(f"{e.variable}: {e.problem}" for e in self._errors),)
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return list(self._errors)
 
 
 class ModelError(ThreadlineError):
@@ -173,6 +197,15 @@ class SlackError(ThreadlineError):
 
 class CannotPost(SlackError):
     """The bot may not post in the channel (not a member, archived, restricted)."""
+
+
+class SlackUnreachable(SlackError):
+    """Slack could not be reached (connection refused, DNS, timeout, TLS) or answered only server
+    errors: a network or Slack problem, not a configuration error."""
+
+    def __init__(self, method: str, cause: str, url: str) -> None:
+        super().__init__(method, cause, transient=True)
+        self.url = url
 
 
 # One table, most specific class first: what the person in the thread is told.

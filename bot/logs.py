@@ -114,14 +114,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+# Characters that would end a text log line or rewrite it on a terminal: C0 and C1 controls (tab
+# excepted), DEL, and Unicode's line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    r"""``text`` on one line: newlines as ``\n``, other control characters as ``\xNN``/``\uNNNN``."""
+    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = {"\n": "\\n", "\r": "\\r"}
+    if char in named:
+        return named[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
 class TextFormatter(logging.Formatter):
+    """One readable line per record. The message is kept on its one line whatever it contains (a
+    model's multi-line answer logged with ``LOG_MESSAGE_TEXT=true`` cannot forge log lines); a
+    traceback follows on its own lines, as usual."""
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(rid)s: %(message)s")
         self.secrets = list(secrets)
 
-    def format(self, record: logging.LogRecord) -> str:
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = logging.makeLogRecord(record.__dict__)  # a copy: other handlers see the record as is
+        line.message = one_line(record.message)
         rid = getattr(record, "request_id", None)
-        record.rid = f" [{rid}]" if rid else ""
+        line.rid = f" [{one_line(str(rid))}]" if rid else ""
+        return super().formatMessage(line)
+
+    def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self.secrets)
 
 

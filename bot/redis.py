@@ -5,13 +5,16 @@ returns. It decodes replies to ``str``, bounds every socket operation with a tim
 Redis fails a call in seconds instead of hanging it), checks idle connections before reuse, and
 retries a failed call on a fresh connection with exponential backoff (0.2 s, 0.4 s, 0.8 s, ... capped
 at 5 s). Callers translate what still fails into ``QueueUnavailable``/``StoreUnavailable``.
+
+``setup_problems`` checks a server against docs/redis.md's requirements (for ``bot check``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -84,6 +87,67 @@ async def ping(redis: aioredis.Redis) -> bool:
         return bool(await redis.ping())
     except (RedisError, OSError):
         return False
+
+
+MIN_VERSION = (6, 2)
+
+
+def setup_problems(info: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a Redis server against docs/redis.md's requirements, from its ``INFO``
+    (sections server, persistence, memory, cluster): 6.2 or newer, AOF on, no eviction of keys
+    without a TTL, one primary (not a cluster). A field INFO did not report is a problem too: a
+    check that cannot tell must not pass."""
+    problems: list[str] = []
+    notes: list[str] = []
+    version = str(info.get("redis_version", ""))
+    try:
+        numbers = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        numbers = ()
+    if len(numbers) < 2:
+        problems.append(
+            f"cannot tell the Redis version (INFO says {version or 'nothing'!r}): 6.2 or newer is needed"
+        )
+    elif numbers < MIN_VERSION:
+        problems.append(
+            f"Redis {version} is older than 6.2 (the queue's scripts need LPOS and fractional BLPOP "
+            "timeouts): upgrade it"
+        )
+    aof = info.get("aof_enabled")
+    if aof is None:
+        problems.append("cannot tell whether AOF is on: set appendonly yes (appendfsync everysec)")
+    elif str(aof) != "1":
+        problems.append(
+            "appendonly is off: a Redis restart loses the queue, its leases and the conversations; "
+            "set appendonly yes (appendfsync everysec)"
+        )
+    policy = str(info.get("maxmemory_policy", ""))
+    if not policy:
+        problems.append("cannot tell the maxmemory-policy: set noeviction")
+    elif policy.startswith("allkeys-"):
+        problems.append(
+            f"maxmemory-policy is {policy}: when memory runs out Redis evicts queued questions; "
+            "set noeviction"
+        )
+    elif policy != "noeviction":
+        notes.append(f"{policy} may evict conversations and dedup marks when memory runs out")
+    cluster = info.get("cluster_enabled")
+    if cluster is None:
+        problems.append("cannot tell whether Redis runs as a cluster: one primary is needed")
+    elif str(cluster) == "1":
+        problems.append(
+            "Redis Cluster: the queue's scripts need every key on one node; use one primary "
+            "(replicas are fine)"
+        )
+    return problems, notes
+
+
+async def server_info(redis: aioredis.Redis) -> dict[str, Any]:
+    """The INFO sections ``setup_problems`` reads, merged."""
+    merged: dict[str, Any] = {}
+    for section in ("server", "persistence", "memory", "cluster"):
+        merged.update(await redis.info(section))
+    return merged
 
 
 @contextlib.contextmanager

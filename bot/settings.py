@@ -1,22 +1,29 @@
 """Configuration from environment variables (and a ``.env`` file), validated once at start.
 
-Every variable is listed in ``.env.example``. A missing or malformed value raises ``ConfigError``
-naming the variable and the fix; ``python -m bot`` prints that one line and exits with status 2.
+Every variable is listed in ``.env.example``. Every missing, malformed or out-of-range value is
+found in one reading and raised together as ``ConfigErrors`` (a ``ConfigError``), each naming the
+variable and the fix; ``python -m bot`` prints one line each and exits with status 2.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bot.constants import DEFAULT_EDITS_PER_MINUTE, SLACK_API_URL
-from bot.errors import ConfigError
-from bot.limits.policy import Rate, parse_rate
+from bot.constants import (
+    DEFAULT_EDITS_PER_MINUTE,
+    SLACK_API_URL,
+    SLACK_EDITS_PER_MINUTE,
+    SLACK_POSTS_PER_CHANNEL_PER_SECOND,
+)
+from bot.env_reader import EnvReader
+from bot.errors import ConfigErrors
+from bot.limits.policy import Rate
 
+APP_TOKEN_PAGE = "your Slack app's Basic Information > App-Level Tokens"
 DEFAULT_SYSTEM_PROMPT = (
     "You are Threadline, a helpful assistant in a Slack workspace. Answer clearly and concisely. "
     "Use Markdown for structure when it helps. Messages from people start with their Slack user id."
@@ -51,119 +58,16 @@ def environment(dotenv: Path | None = Path(".env")) -> dict[str, str]:
     return merged
 
 
-class _Reader:
-    """Reads typed values out of a mapping, raising ``ConfigError`` that names the variable."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.env.get(name, "").strip()
-        return value if value else default
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be a number of seconds, got {raw!r}") from None
-        if not value > minimum:
-            raise ConfigError(name, f"must be greater than {minimum:g}, got {raw!r}")
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(name, f"must be at least {minimum}, got {raw!r}")
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(name, f"must be true or false, got {raw!r}")
-
-    def emoji(self, name: str, default: str) -> str:
-        raw = (self.text(name, default) or default).strip(":")
-        if not re.fullmatch(r"[a-z0-9_+'-]+", raw):
-            raise ConfigError(name, f"must be an emoji name like {default!r} (no colons needed), got {raw!r}")
-        return raw
-
-    def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str | None:
-        raw = self.text(name, default)
-        if raw is None:
-            return None
-        parsed = urlparse(raw)
-        if parsed.scheme not in schemes or not (parsed.netloc or parsed.scheme == "unix"):
-            wanted = " or ".join(f"{s}://" for s in schemes)
-            raise ConfigError(name, f"must be a URL starting with {wanted}, got {raw!r}")
-        return raw
-
-    def token(self, name: str, prefix: str, where: str) -> str:
-        value = self.text(name)
-        if value is None:
-            raise ConfigError(name, f"is missing: set it to the {prefix}… token from {where}")
-        if not value.startswith(prefix):
-            raise ConfigError(name, f"must start with {prefix!r}: copy the token from {where}")
-        return value
-
-    def rate(self, name: str) -> Rate | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        try:
-            return parse_rate(raw)
-        except ValueError:
-            raise ConfigError(
-                name, f"must look like 20/10m (questions per window; units s, m, h, d), got {raw!r}"
-            ) from None
-
-    def optional_integer(self, name: str) -> int | None:
-        return self.integer(name, 0) if self.text(name) is not None else None
-
-    def ids(
-        self, name: str, pattern: str, example: str, *, extra: frozenset[str] = frozenset()
-    ) -> frozenset[str]:
-        raw = self.text(name)
-        if raw is None:
-            return frozenset()
-        items = [item.strip() for item in raw.split(",") if item.strip()]
-        for item in items:
-            if item not in extra and not re.fullmatch(pattern, item):
-                raise ConfigError(name, f"must be comma-separated ids like {example}, got {item!r}")
-        return frozenset(items)
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = (self.text(name, default) or default).lower()
-        if raw not in choices:
-            raise ConfigError(name, f"must be {' or '.join(choices)}, got {raw!r}")
-        return raw
-
-
+SLACK_50 = " (Slack allows about 50 a minute)"
+SLACK_20 = " (Slack allows 20 a minute)"
 STREAM_TEXT_LIMIT = 12_000  # Markdown characters Slack keeps in one streamed message
 
 
-def _rollover_chars(r: _Reader) -> int:
-    value = r.integer("BOT_STREAM_ROLLOVER_CHARS", 11_000, minimum=500)
-    if value > STREAM_TEXT_LIMIT - 500:
-        raise ConfigError(
-            "BOT_STREAM_ROLLOVER_CHARS",
-            f"must be at most {STREAM_TEXT_LIMIT - 500} (a streamed message holds about "
-            f"{STREAM_TEXT_LIMIT:,} characters, and a note may follow), got {value}",
-        )
-    return value
+def _rollover_chars(r: EnvReader) -> int:
+    why = f" (a streamed message holds about {STREAM_TEXT_LIMIT:,} characters, and a note may follow)"
+    return r.integer(
+        "BOT_STREAM_ROLLOVER_CHARS", 11_000, minimum=500, maximum=STREAM_TEXT_LIMIT - 500, why=why
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +109,11 @@ class Settings:
     reaction_done: str = "white_check_mark"
     reaction_failed: str = "warning"
     redis_url: str | None = None
+    host: str = "0.0.0.0"
     port: int = 3000
+    ops_port: int | None = None  # set: /metrics and /readyz are served there, not on ``port``
+    readiness_interval_seconds: float = 10.0
+    readiness_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
     log_message_text: bool = False
@@ -232,40 +140,78 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the settings; raises ``ConfigError`` on the first bad variable."""
-        r = _Reader(environment() if env is None else env)
+        """Read and validate the settings; raises ``ConfigErrors`` listing every bad variable."""
+        r = EnvReader(environment() if env is None else env)
+        socket_mode = r.present("SLACK_APP_TOKEN")
         slack_app_token = None
-        if r.text("SLACK_APP_TOKEN") is not None:
-            slack_app_token = r.token(
-                "SLACK_APP_TOKEN", "xapp-", "your Slack app's Basic Information > App-Level Tokens"
-            )
         signing_secret = r.text("SLACK_SIGNING_SECRET")
-        if slack_app_token is None and signing_secret is None:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET",
-                "is missing: set it from your Slack app's Basic Information > App Credentials "
-                "(HTTP mode), or set SLACK_APP_TOKEN to use Socket Mode",
+        if socket_mode:
+            slack_app_token = r.token("SLACK_APP_TOKEN", "xapp-", APP_TOKEN_PAGE) or None
+        elif signing_secret is None:
+            r.bad(
+                "SLACK_APP_TOKEN",
+                "is missing: Socket Mode (the manifest's default) needs the xapp-… token from "
+                f"{APP_TOKEN_PAGE} (scope connections:write); to receive events over HTTP instead, "
+                "set SLACK_SIGNING_SECRET (Basic Information > App Credentials)",
+                None,
             )
+        bot_token_missing = (
+            "is missing: set it to the xoxb-… token from your Slack app's OAuth & Permissions page"
+        )
+        if socket_mode:
+            bot_token_missing += " (Socket Mode needs it beside SLACK_APP_TOKEN)"
+        slack_bot_token = r.token(
+            "SLACK_BOT_TOKEN", "xoxb-", "your Slack app's OAuth & Permissions page", missing=bot_token_missing
+        )
         openai_base_url = r.url("OPENAI_BASE_URL", None, schemes=("http", "https"))
         openai_api_key = r.text("OPENAI_API_KEY")
         if openai_api_key is None:
-            if openai_base_url is None:
-                raise ConfigError(
+            if not r.present("OPENAI_BASE_URL"):
+                r.bad(
                     "OPENAI_API_KEY",
                     "is missing: set it to your OpenAI API key, or set OPENAI_BASE_URL to an "
                     "OpenAI-compatible server that needs no key",
+                    None,
                 )
             openai_api_key = "not-needed"
-        slack_api_url = r.url("SLACK_API_URL", SLACK_API_URL, schemes=("http", "https"))
-        assert slack_api_url is not None
+        slack_api_url = r.url("SLACK_API_URL", SLACK_API_URL, schemes=("http", "https")) or SLACK_API_URL
         if not slack_api_url.endswith("/"):
             slack_api_url += "/"
+        # Slack's own limits bind only Slack itself (a fake or a test server may allow more).
+        on_slack = (urlparse(slack_api_url).hostname or "").endswith("slack.com")
         log_level = (r.text("LOG_LEVEL", "INFO") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+            log_level = r.bad(
+                "LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}", "INFO"
+            )
         max_tokens_raw = r.text("BOT_MAX_ANSWER_TOKENS")
-        return cls(
-            slack_bot_token=r.token("SLACK_BOT_TOKEN", "xoxb-", "your Slack app's OAuth & Permissions page"),
+        edits_per_minute = r.integer("BOT_EDITS_PER_MINUTE", DEFAULT_EDITS_PER_MINUTE, minimum=2)
+        edit_window = r.number("BOT_EDIT_WINDOW_SECONDS", 60.0)
+        if on_slack and edits_per_minute * 60.0 / edit_window > SLACK_EDITS_PER_MINUTE:
+            per = "" if edit_window == 60.0 else f" per {edit_window:g} s (BOT_EDIT_WINDOW_SECONDS)"
+            r.bad(
+                "BOT_EDITS_PER_MINUTE",
+                f"is {edits_per_minute}{per}, above Slack's limit of about {SLACK_EDITS_PER_MINUTE} "
+                f"chat.update calls a minute per workspace: every edit past it meets a 429; "
+                f"{DEFAULT_EDITS_PER_MINUTE} leaves headroom",
+                None,
+            )
+        posts_per_second = r.number("BOT_POSTS_PER_CHANNEL_PER_SECOND", 1.0)
+        if on_slack and posts_per_second > SLACK_POSTS_PER_CHANNEL_PER_SECOND:
+            r.bad(
+                "BOT_POSTS_PER_CHANNEL_PER_SECOND",
+                f"must be at most {SLACK_POSTS_PER_CHANNEL_PER_SECOND:g} (Slack allows about one message a "
+                f"second per channel), got {posts_per_second:g}",
+                None,
+            )
+        port = r.port("PORT", 3000)
+        ops_port = r.port("BOT_OPS_PORT", None)
+        if ops_port and ops_port == port:
+            r.bad(
+                "BOT_OPS_PORT", f"must differ from PORT ({port}): it serves /metrics and /readyz apart", None
+            )
+        settings = cls(
+            slack_bot_token=slack_bot_token,
             slack_signing_secret=signing_secret,
             slack_app_token=slack_app_token,
             slack_api_url=slack_api_url,
@@ -280,11 +226,13 @@ class Settings:
             retry_base_seconds=r.number("BOT_RETRY_BASE_SECONDS", 1.0),
             final_edit_deadline_seconds=r.number("BOT_FINAL_EDIT_DEADLINE_SECONDS", 120.0),
             edit_interval_seconds=r.number("BOT_EDIT_INTERVAL_SECONDS", 1.0),
-            edits_per_minute=r.integer("BOT_EDITS_PER_MINUTE", DEFAULT_EDITS_PER_MINUTE, minimum=2),
-            edit_window_seconds=r.number("BOT_EDIT_WINDOW_SECONDS", 60.0),
-            posts_per_channel_per_second=r.number("BOT_POSTS_PER_CHANNEL_PER_SECOND", 1.0),
+            edits_per_minute=edits_per_minute,
+            edit_window_seconds=edit_window,
+            posts_per_channel_per_second=posts_per_second,
             posts_per_channel_burst=r.integer("BOT_POSTS_PER_CHANNEL_BURST", 3),
-            reactions_per_minute=r.integer("BOT_REACTIONS_PER_MINUTE", 40, minimum=1),
+            reactions_per_minute=r.integer(
+                "BOT_REACTIONS_PER_MINUTE", 40, maximum=50, why=" (Slack allows about 50 a minute)"
+            ),
             context_tokens=r.integer("BOT_CONTEXT_TOKENS", 8000, minimum=100),
             max_answer_tokens=(r.integer("BOT_MAX_ANSWER_TOKENS", 1) if max_tokens_raw is not None else None),
             conversation_ttl_seconds=r.number("BOT_CONVERSATION_TTL_SECONDS", 7 * 24 * 3600.0),
@@ -300,7 +248,11 @@ class Settings:
             reaction_done=r.emoji("BOT_REACTION_DONE", "white_check_mark"),
             reaction_failed=r.emoji("BOT_REACTION_FAILED", "warning"),
             redis_url=r.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
-            port=r.integer("PORT", 3000, minimum=0),
+            host=r.host("HOST", "0.0.0.0"),
+            port=3000 if port is None else port,
+            ops_port=ops_port,
+            readiness_interval_seconds=r.number("BOT_READINESS_INTERVAL_SECONDS", 10.0),
+            readiness_timeout_seconds=r.number("BOT_READINESS_TIMEOUT_SECONDS", 5.0),
             log_level=log_level,
             log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
             log_message_text=r.flag("LOG_MESSAGE_TEXT", False),
@@ -316,10 +268,17 @@ class Settings:
             allowed_users=r.ids("BOT_ALLOWED_USERS", r"[UW][A-Z0-9_]+", "U0123ABCD,W0456EFGH"),
             socket_watchdog_seconds=r.number("BOT_SOCKET_WATCHDOG_SECONDS", 120.0),
             transport=r.choice("BOT_TRANSPORT", "auto", ("auto", "native", "edit")),
-            stream_starts_per_minute=r.integer("BOT_STREAM_STARTS_PER_MINUTE", 18),
-            stream_stops_per_minute=r.integer("BOT_STREAM_STOPS_PER_MINUTE", 18),
+            stream_starts_per_minute=r.integer(
+                "BOT_STREAM_STARTS_PER_MINUTE", 18, maximum=20, why=" (Slack allows 20 a minute)"
+            ),
+            stream_stops_per_minute=r.integer(
+                "BOT_STREAM_STOPS_PER_MINUTE", 18, maximum=20, why=" (Slack allows 20 a minute)"
+            ),
             stream_appends_per_minute=r.integer("BOT_STREAM_APPENDS_PER_MINUTE", 90),
             stream_append_interval_seconds=r.number("BOT_STREAM_APPEND_INTERVAL_SECONDS", 1.0),
             stream_rollover_chars=_rollover_chars(r),
             stream_rollover_seconds=r.number("BOT_STREAM_ROLLOVER_SECONDS", 240.0),
         )
+        if r.errors:
+            raise ConfigErrors(r.errors)
+        return settings

@@ -178,7 +178,8 @@ class FakeOpenAI(LocalServer):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Serve on ``port`` (0: a free port); a stopped fake may start again on its old port."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_get("/v1/models", self._handle_models)
@@ -187,7 +188,7 @@ class FakeOpenAI(LocalServer):
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, port)
         await site.start()
         self._port = self._runner.addresses[0][1]
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -18,7 +19,9 @@ from sandbox.ports import free_port
 
 
 class RedisServer:
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, *, args: Sequence[str] = ()) -> None:
+        """``args``: more ``redis-server`` options, after (and so over) the defaults above, e.g.
+        ``("--appendonly", "no")``."""
         found = binary or shutil.which("redis-server")
         if found is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -27,6 +30,7 @@ class RedisServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-redis-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None
+        self.args = list(args)
 
     @property
     def url(self) -> str:
@@ -64,6 +68,7 @@ class RedisServer:
                 "no",
                 "--logfile",
                 str(self.dir / "redis.log"),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

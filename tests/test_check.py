@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +14,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.check import MANIFEST_BOT_SCOPES, Check, manifest_bot_scopes, render, run_checks
+from bot.check import MANIFEST_BOT_SCOPES, Check, _model_problem, manifest_bot_scopes, render, run_checks
 from bot.check import main as check_main
+from bot.errors import ModelUnreachable
+from bot.redis import setup_problems
+from bot.settings import Settings
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifest.yml"
@@ -192,3 +197,94 @@ async def test_no_scopes_header_is_to_fix(
     assert scopes.ok is False
     assert "x-oauth-scopes" in scopes.detail and "SLACK_API_URL" in scopes.detail
     assert "1 to fix: slack scopes" in render(list(checks.values()))
+
+
+# -- issue 15 item 7: every problem at once, true wording, Redis as docs/redis.md requires ----------
+
+
+async def test_every_configuration_problem_is_a_row() -> None:
+    env = {  # Socket Mode (the manifest's default) without its bot token, no model key, bad values
+        "SLACK_APP_TOKEN": "xapp-1-A1-1-x",
+        "PORT": "99999",
+        "BOT_EDITS_PER_MINUTE": "60",
+        "BOT_TIMEOUT_SECONDS": "soon",
+    }
+    checks = await run_checks(env)
+    assert all(c.name == "configuration" and c.ok is False for c in checks)
+    named = [c.detail.split(" ", 1)[0] for c in checks]
+    assert named == [
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+        "BOT_EDITS_PER_MINUTE",
+        "PORT",
+        "BOT_TIMEOUT_SECONDS",
+    ]
+    assert not any("SLACK_SIGNING_SECRET" in c.detail for c in checks)
+    assert "5 to fix: configuration" in render(checks)
+
+
+async def test_slack_out_of_reach_is_a_network_problem(workspace: FakeSlack, model: FakeOpenAI) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/api/"
+    checks = by_name(await run_checks(env_for(workspace, model, SLACK_API_URL=closed)))
+    detail = checks["slack auth"].detail
+    assert checks["slack auth"].ok is False and "network problem" in detail, detail
+    # Slack answering 500: Slack's trouble, not a rejected token.
+    workspace.fail("auth.test", status=500)
+    checks = by_name(await run_checks(env_for(workspace, model)))
+    detail = checks["slack auth"].detail
+    assert checks["slack auth"].ok is False and "cannot reach Slack" in detail and "HTTP 500" in detail, (
+        detail
+    )
+    assert "rejected" not in detail
+
+
+def test_the_model_line_names_openai_base_url_only_when_it_is_set() -> None:
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "OPENAI_API_KEY": "sk-x"}
+    unset = _model_problem(ModelUnreachable("ConnectError"), Settings.from_env(base))
+    assert "OPENAI_BASE_URL" not in unset and "api.openai.com" in unset and "network" in unset
+    own = Settings.from_env({**base, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert "OPENAI_BASE_URL" in _model_problem(ModelUnreachable("ConnectError"), own)
+
+
+@pytest.mark.parametrize(
+    ("args", "ok", "words"),
+    [
+        ((), True, ["appendonly yes", "noeviction", "one primary"]),
+        (("--appendonly", "no"), False, ["appendonly is off"]),
+        (("--maxmemory-policy", "allkeys-lru"), False, ["allkeys-lru", "set noeviction"]),
+        (("--cluster-enabled", "yes"), False, ["Redis Cluster"]),
+        (("--maxmemory-policy", "volatile-lru"), True, ["note: volatile-lru may evict conversations"]),
+        (
+            ("--appendonly", "no", "--maxmemory-policy", "allkeys-random"),
+            False,
+            ["appendonly is off", "allkeys-random"],  # every problem of the server in one run
+        ),
+    ],
+)
+async def test_redis_is_checked_against_docs_redis_md(
+    workspace: FakeSlack, model: FakeOpenAI, args: tuple[str, ...], ok: bool, words: list[str]
+) -> None:
+    with RedisServer(args=args) as server:
+        checks = by_name(await run_checks(env_for(workspace, model, REDIS_URL=server.url)))
+    assert checks["redis"].ok
+    setup = checks["redis setup"]
+    assert setup.ok is ok, setup
+    for word in words:
+        assert word in setup.detail, setup.detail
+
+
+def test_redis_requirements_from_info() -> None:
+    good = {
+        "redis_version": "7.2.4",
+        "aof_enabled": 1,
+        "maxmemory_policy": "noeviction",
+        "cluster_enabled": 0,
+    }
+    assert setup_problems(good) == ([], [])
+    old, _ = setup_problems({**good, "redis_version": "6.0.16"})
+    assert len(old) == 1 and "older than 6.2" in old[0]
+    assert setup_problems({**good, "redis_version": "6.2.0"}) == ([], [])
+    unknown, _ = setup_problems({})  # INFO told nothing: a check that cannot tell does not pass
+    assert len(unknown) == 4

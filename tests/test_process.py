@@ -45,6 +45,44 @@ def test_malformed_value_names_the_variable() -> None:
     assert "BOT_TIMEOUT_SECONDS" in result.stderr and "number" in result.stderr
 
 
+def test_every_problem_is_a_line_of_its_own() -> None:
+    result = run(
+        {
+            "SLACK_APP_TOKEN": "xapp-1-A1-1-x",  # Socket Mode without its bot token
+            "PORT": "99999",
+            "BOT_EDITS_PER_MINUTE": "60",
+            "BOT_TIMEOUT_SECONDS": "soon",
+        }
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("threadline: configuration error: ") for line in lines), lines
+    named = [line.split(": ", 2)[2].split(" ", 1)[0] for line in lines]
+    assert named == [
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+        "BOT_EDITS_PER_MINUTE",
+        "PORT",
+        "BOT_TIMEOUT_SECONDS",
+    ]
+    assert "SLACK_SIGNING_SECRET" not in result.stderr
+
+
+def test_slack_out_of_reach_is_not_a_configuration_error() -> None:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/",  # nothing listens there
+        "OPENAI_API_KEY": "sk-x",
+        "PORT": str(free_port()),
+    }
+    result = run(env)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("threadline: cannot reach Slack at ") and "network problem" in last
+    assert "configuration error" not in result.stderr
+
+
 async def test_process_serves_health_answers_and_stops_on_sigterm(
     slack: FakeSlack, model: FakeOpenAI
 ) -> None:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ConfigErrors
 from bot.settings import Settings, read_dotenv
 
 BASE = {
@@ -50,7 +50,7 @@ def test_tokens_are_not_in_repr() -> None:
     [
         ({"SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN", "missing"),
         ({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN", "xoxb-"),
-        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),
+        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
         ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN", "xapp-"),
         ({"OPENAI_API_KEY": ""}, "OPENAI_API_KEY", "missing"),
         ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL", "http://"),
@@ -75,6 +75,104 @@ def test_bad_values_name_the_variable(change: dict[str, str], variable: str, wor
         Settings.from_env({**BASE, **change})
     assert info.value.variable == variable
     assert words in info.value.problem
+
+
+SOCKET = {"SLACK_APP_TOKEN": "xapp-1-A1-1-x", "OPENAI_API_KEY": "sk-test"}
+
+
+def problems(env: dict[str, str]) -> dict[str, str]:
+    """Every variable ``from_env`` refuses in ``env``, with its problem."""
+    with pytest.raises(ConfigErrors) as info:
+        Settings.from_env(env)
+    found = {e.variable: e.problem for e in info.value.errors}
+    assert len(found) == len(info.value.errors), "a variable is named once"
+    return found
+
+
+def test_every_bad_variable_is_named_in_one_reading() -> None:
+    env = {
+        **SOCKET,
+        "PORT": "99999",
+        "BOT_EDITS_PER_MINUTE": "60",
+        "BOT_TIMEOUT_SECONDS": "soon",
+        "BOT_LEASE_SECONDS": "-5",
+        "BOT_USER_RATE": "lots",
+        "LOG_LEVEL": "LOUD",
+    }
+    del env["OPENAI_API_KEY"]
+    found = problems(env)
+    assert set(found) == {
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+        "PORT",
+        "BOT_EDITS_PER_MINUTE",
+        "BOT_TIMEOUT_SECONDS",
+        "BOT_LEASE_SECONDS",
+        "BOT_USER_RATE",
+        "LOG_LEVEL",
+    }
+    # Still a ConfigError: code that knows one problem gets the first; str() lists them all.
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert info.value.variable == "SLACK_BOT_TOKEN"
+    assert len(str(info.value).splitlines()) == 8
+
+
+def test_socket_mode_names_its_own_tokens_not_the_signing_secret() -> None:
+    # SLACK_APP_TOKEN set (Socket Mode, the manifest's default), the bot token missing.
+    found = problems(dict(SOCKET))
+    assert set(found) == {"SLACK_BOT_TOKEN"}
+    assert "Socket Mode" in found["SLACK_BOT_TOKEN"] and "OAuth & Permissions" in found["SLACK_BOT_TOKEN"]
+    # Nothing set for Slack at all: Socket Mode's tokens are asked for; HTTP mode is the alternative.
+    found = problems({"OPENAI_API_KEY": "sk-test"})
+    assert set(found) == {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"}
+    assert found["SLACK_APP_TOKEN"].startswith("is missing: Socket Mode")
+    assert "SLACK_SIGNING_SECRET" not in found
+    # A malformed app token is still Socket Mode: no signing secret is asked for.
+    found = problems({"SLACK_APP_TOKEN": "xoxb-wrong", "SLACK_BOT_TOKEN": "xoxb-1", "OPENAI_API_KEY": "k"})
+    assert set(found) == {"SLACK_APP_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    ("change", "variable", "words"),
+    [
+        ({"PORT": "99999"}, "PORT", "0 to 65535"),
+        ({"PORT": "-1"}, "PORT", "0 to 65535"),
+        ({"BOT_OPS_PORT": "70000"}, "BOT_OPS_PORT", "0 to 65535"),
+        ({"PORT": "8080", "BOT_OPS_PORT": "8080"}, "BOT_OPS_PORT", "differ from PORT"),
+        ({"BOT_EDITS_PER_MINUTE": "51"}, "BOT_EDITS_PER_MINUTE", "Slack's limit of about 50"),
+        ({"BOT_EDIT_WINDOW_SECONDS": "30"}, "BOT_EDITS_PER_MINUTE", "per 30 s"),  # 45 in 30 s: 90 a minute
+        ({"BOT_POSTS_PER_CHANNEL_PER_SECOND": "5"}, "BOT_POSTS_PER_CHANNEL_PER_SECOND", "at most 1"),
+        ({"BOT_TIMEOUT_SECONDS": "inf"}, "BOT_TIMEOUT_SECONDS", "finite"),
+        ({"BOT_IDLE_TIMEOUT_SECONDS": "nan"}, "BOT_IDLE_TIMEOUT_SECONDS", "finite"),
+        ({"BOT_LEASE_SECONDS": "-5"}, "BOT_LEASE_SECONDS", "greater than 0"),
+        ({"BOT_READINESS_INTERVAL_SECONDS": "0"}, "BOT_READINESS_INTERVAL_SECONDS", "greater than 0"),
+        ({"BOT_READINESS_TIMEOUT_SECONDS": "-1"}, "BOT_READINESS_TIMEOUT_SECONDS", "greater than 0"),
+        ({"HOST": "http://0.0.0.0"}, "HOST", "address to listen on"),
+    ],
+)
+def test_out_of_range_values_are_refused(change: dict[str, str], variable: str, words: str) -> None:
+    found = problems({**BASE, **change})
+    assert set(found) == {variable}, found
+    assert words in found[variable]
+
+
+def test_slacks_own_limits_bind_only_slack() -> None:
+    # A fake workspace or a test server may allow more than Slack (the benchmark lifts the limit).
+    fake = Settings.from_env(
+        {**BASE, "SLACK_API_URL": "http://127.0.0.1:9/api/", "BOT_EDITS_PER_MINUTE": "1000000"}
+    )
+    assert fake.edits_per_minute == 1_000_000
+    assert Settings.from_env({**BASE, "BOT_EDITS_PER_MINUTE": "50"}).edits_per_minute == 50
+
+
+def test_host_ops_port_and_readiness() -> None:
+    s = Settings.from_env(BASE)
+    assert (s.host, s.port, s.ops_port) == ("0.0.0.0", 3000, None)
+    assert (s.readiness_interval_seconds, s.readiness_timeout_seconds) == (10.0, 5.0)
+    s = Settings.from_env({**BASE, "HOST": "127.0.0.1", "PORT": "0", "BOT_OPS_PORT": "9090"})
+    assert (s.host, s.port, s.ops_port) == ("127.0.0.1", 0, 9090)
+    assert Settings.from_env({**BASE, "HOST": "::"}).host == "::"
 
 
 def test_local_model_server_needs_no_key() -> None:
