@@ -420,7 +420,8 @@ class TestQueueContract:
     async def test_a_lapsed_job_is_claimed_before_anything_behind_it(self, backend: Backend) -> None:
         """Issue 14 item 2: q0's worker died; q1..q3 wait. Several claims wait for the channel, and
         the first to get it after the lapse gets q0: the line is q0, q1, q2, q3, one at a time."""
-        queue = backend.queue(lease_seconds=0.3)
+        # Long enough that the resumed q0 does not lapse again (no heartbeat here) on a busy machine.
+        queue = backend.queue(lease_seconds=1.0)
         jobs = [make_job("C1") for _ in range(4)]
         for job in jobs:
             await queue.enqueue(job=job, max_waiting=10)
