@@ -185,14 +185,12 @@ class Sandbox:
         return code
 
     async def stop(self) -> None:
-        """Stop the bot (SIGTERM: it finishes answers in flight), the demo model, then the workspace."""
+        """Stop the bot (SIGTERM: it finishes answers in flight), then the demo model, then the workspace."""
         self.workspace.app_url = None
         if self.bot is not None and self.bot.returncode is None:
             self.workspace.set_status(bot="stopping")
             with contextlib.suppress(ProcessLookupError):
                 self.bot.send_signal(signal.SIGTERM)
-        if self.demo is not None:
-            await self.demo.stop()  # answers in flight end now rather than in their own time
         if self.bot is not None:
             try:
                 await asyncio.wait_for(self.bot.wait(), BOT_STOP_SECONDS)
@@ -200,6 +198,9 @@ class Sandbox:
                 self.say("the bot did not stop in time: killing it")
                 self.kill()
                 await self.bot.wait()
+        if self.demo is not None:
+            # Only now: the bot has finished the answers in flight, which need the demo model.
+            await self.demo.stop()
         if self._pump is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pump, 5)

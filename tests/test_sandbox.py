@@ -663,3 +663,19 @@ async def test_page_port_is_the_next_free_one_when_taken() -> None:
             assert port < sandbox.workspace.port <= port + 20
         finally:
             await sandbox.workspace.stop()
+
+
+async def test_ctrl_c_lets_the_answer_in_flight_finish_with_the_demo_model(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Issue 14 item 16: Ctrl-C stops the bot first (it finishes its answers), then the demo model."""
+    env = clean_env(PORT=str(free_port()), BOT_MAX_ATTEMPTS="1", LOG_LEVEL="INFO")
+    async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
+        ts = await mention(http, sandbox.url, "@Threadline hi")
+        await bot_texts_until(http, sandbox.url, ts, "Demo model")  # the answer is being written
+        sandbox.proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(sandbox.proc.wait(), 60)
+    output = sandbox.output()
+    assert sandbox.proc.returncode == 0, output
+    assert "finished: ok" in output, output
+    assert "couldn't reach" not in output and "finished: failed" not in output, output
