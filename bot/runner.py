@@ -212,8 +212,6 @@ class AnswerRunner:
             except SlackError as err:
                 logger.error("could not answer through response_url (request %s): %s", request.id, err.error)
                 return False
-            if self.settings.log_message_text:
-                logger.info("answer (response_url): %s", text)
             return True
 
         return send

@@ -175,3 +175,49 @@ async def test_the_workers_own_lines_carry_the_request_id() -> None:
     assert any(m.startswith("heartbeat failed") for m in lines), lines
     assert any(m.startswith("lost the lease") for m in lines), lines
     assert set(lines.values()) == {request.id}, lines
+
+
+# -- issue 15 item 8: a multi-line answer cannot forge log lines; /ask via response_url logs its answer --
+
+FORGED = "2026-01-01 00:00:00,000 WARNING bot.engine: forged line"
+
+
+async def test_a_multi_line_answer_stays_on_its_log_line(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, capture_logs: Capture
+) -> None:
+    buffer = capture_logs(level="INFO", fmt="text", message_text=True)
+    bot = await start_bot(LOG_MESSAGE_TEXT="true")
+    model.script(Reply.text(f"Sure.\n{FORGED}\r\x1b[2Jcleared\u2028done", delay=0.01))
+    event = slack.mention_event("C1", f"line one\n{FORGED}")
+    await slack.send_event(bot.url, event)
+    await slack.wait_for(
+        lambda: bool(slack.calls_to("reactions.add")) and len(slack.bot_messages("C1")) == 1, 10
+    )
+    await bot.runtime.stop(grace=1.0)
+    lines = buffer.getvalue().splitlines()
+    assert not any(line.startswith(FORGED) for line in lines), lines
+    assert all("\x1b" not in line and "\r" not in line and "\u2028" not in line for line in lines)
+    [answer] = [line for line in lines if " answer: " in line]
+    assert answer.endswith(f"answer: Sure.\\n{FORGED}\\r\\x1b[2Jcleared\\u2028done")
+    [question] = [line for line in lines if "question from" in line]
+    assert question.endswith(f"line one\\n{FORGED}")
+
+
+def test_one_line_escapes_only_what_breaks_a_line() -> None:
+    assert logs.one_line("plain text, with\ttab and ünïcode") == "plain text, with\ttab and ünïcode"
+    assert logs.one_line("a\nb\r\nc\x00d\x85e\u2029f") == "a\\nb\\r\\nc\\x00d\\x85e\\u2029f"
+
+
+async def test_an_answer_through_response_url_is_logged_like_others(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, capture_logs: Capture
+) -> None:
+    buffer = capture_logs(level="INFO", fmt="text", message_text=True)
+    bot = await start_bot(LOG_MESSAGE_TEXT="true")
+    slack.not_in_channel.add("C9")  # /ask where the bot is not a member: answered through response_url
+    model.script(Reply.text("Privately answered.", delay=0.01))
+    await slack.send_command(bot.url, text="where am I?", channel_id="C9")
+    key = slack.last_command_response_key
+    assert key is not None
+    await slack.wait_for(lambda: any("Privately answered." in r["text"] for r in slack.responses_to(key)), 10)
+    await bot.runtime.stop(grace=1.0)
+    assert any(line.endswith("answer: Privately answered.") for line in buffer.getvalue().splitlines())
