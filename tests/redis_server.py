@@ -26,7 +26,10 @@ class RedisServer:
         if found is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = found
+        # Cluster mode listens on port + 10,000 too, so its port must be 55535 or less.
         self.port = free_port()
+        while "cluster-enabled" in " ".join(args) and self.port > 55535:
+            self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-redis-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None
