@@ -138,12 +138,9 @@ class Placeholders:
         # A replica that died between its post and its claim left a message: adopt it.
         request = job.request
         thread = None if request.source is Source.COMMAND else request.thread_ts
-        try:
-            found = await self.gateway.find_posted_anywhere(
-                channel=request.channel, thread_ts=thread, request_id=request.id
-            )
-        except SlackError:
-            found = None
+        found = await self.gateway.find_posted_anywhere(
+            channel=request.channel, thread_ts=thread, request_id=request.id
+        )
         if found is not None:
             return await self._claim(job, found)
         owner = await self._post(job, status)
