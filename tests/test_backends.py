@@ -25,6 +25,7 @@ from bot.jobs import Job, JobStatus, Request, Source
 from bot.queue.base import JobQueue, QueueAtCapacity, QueueFull, QueueUnavailable
 from bot.queue.memory import MemoryQueue
 from bot.queue.redis import RedisQueue
+from bot.queue.redis_scripts import wake_key
 from bot.ratelimit.base import EditBudget, Priority
 from bot.ratelimit.memory import MemoryEditBudget
 from bot.ratelimit.redis import RedisEditBudget
@@ -41,6 +42,7 @@ _ids = itertools.count(1)
 _REPLICA = """
 import asyncio, sys
 from bot.queue.redis import RedisQueue
+from bot.queue.redis_scripts import wake_key
 from bot.redis import connect
 
 async def main():
@@ -579,6 +581,39 @@ class TestRedisQueueOnly:
         taken = await queue.claim(worker="survivor", timeout=3.0)
         assert taken is not None and taken.id == job.id and taken.tries == 2 and taken.resumed
         assert await queue.complete(job=taken)
+
+    async def test_a_cancelled_claim_ends_at_once_even_if_blpop_swallows_the_cancel(
+        self, redis_env: RedisEnv
+    ) -> None:
+        """On Python 3.11 redis-py can swallow a cancellation and keep blocking in BLPOP until its
+        timeout (CI saw a cancelled claim hold on for a whole lease). The claim still ends at once,
+        and a wake-up token the BLPOP left behind takes is handed on, not lost."""
+
+        class SwallowingRedis(aioredis.Redis):
+            async def blpop(self, *args: Any, **kwargs: Any) -> Any:
+                inner = asyncio.ensure_future(super().blpop(*args, **kwargs))
+                while True:
+                    try:
+                        return await asyncio.shield(inner)
+                    except asyncio.CancelledError:
+                        continue  # what asyncio.wait_for can do on 3.11
+
+        pool = redis_env.client.connection_pool
+        swallowing = SwallowingRedis(connection_pool=pool)
+        queue = RedisQueue(swallowing, lease_seconds=30)
+        claim = asyncio.create_task(queue.claim(worker="w", timeout=3.0))
+        await eventually(lambda: Backend("redis", redis_env.client).claim_is_blocked(queue))
+        assert claim.cancel()
+        [outcome] = await asyncio.gather(claim, return_exceptions=True)
+        assert isinstance(outcome, asyncio.CancelledError)
+        assert len(queue._left_behind) == 1  # its BLPOP still blocks: the claim did not wait for it
+        job = make_job("C1")
+        await queue.enqueue(job=job, max_waiting=5)  # wakes the BLPOP left behind: it hands the token on
+        await queue.close()
+        assert not queue._left_behind
+        assert await redis_env.client.llen(wake_key(queue.prefix)) == 1
+        taken = await queue.claim(worker="w", timeout=0)
+        assert taken is not None and taken.id == job.id and taken.tries == 1
 
     async def test_the_lease_is_fenced_by_tries(self, redis_env: RedisEnv) -> None:
         """The claim loops of one process share a worker name; a stale run must still lose its lease."""

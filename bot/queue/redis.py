@@ -84,6 +84,8 @@ class RedisQueue:
         # A BLPOP must return before the socket timeout would cut it (and count as Redis down).
         socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
         self._max_block = 30.0 if socket_timeout is None else max(0.05, float(socket_timeout) * 0.8)
+        # BLPOPs of cancelled claims that redis-py has not let go of yet (see _wait_for_wake).
+        self._left_behind: set[asyncio.Future[Any]] = set()
 
     async def enqueue(self, *, job: Job, max_waiting: int) -> int:
         data = job.to_dict()
@@ -109,8 +111,6 @@ class RedisQueue:
     async def claim(self, *, worker: str, timeout: float) -> Job | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        task = asyncio.current_task()
-        cancels = task.cancelling() if task is not None else 0
         while True:
             found, payload = await self._claim_or_give_back(worker)
             if found:
@@ -121,14 +121,36 @@ class RedisQueue:
             wait = min(remaining, self._max_block)
             if int(payload) >= 0:  # wake up when the next lease lapses, to reap it
                 wait = min(wait, int(payload) / 1000 + 0.002)
-            with unavailable_as(QueueUnavailable):
-                token = await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
-            if task is not None and task.cancelling() > cancels:
-                # On Python 3.11 redis-py's write (asyncio.wait_for) can swallow a cancellation:
-                # honour it here, and leave the wake-up token for another claim.
-                if token is not None:
-                    await asyncio.shield(self._redis.lpush(wake_key(self.prefix), "1"))
-                raise asyncio.CancelledError
+            await self._wait_for_wake(wait)
+
+    async def _wait_for_wake(self, wait: float) -> None:
+        """Block on the wake-up list for up to ``wait`` seconds; a cancellation ends it at once.
+
+        The ``BLPOP`` runs in a task of its own behind a shield: redis-py (on Python 3.11, through
+        ``asyncio.wait_for``) can swallow a cancellation and keep blocking until its timeout, which
+        would hold a cancelled claim for up to a lease. A ``BLPOP`` left behind is cancelled too; if
+        it still takes a token, the token goes back for another claim."""
+        abandoned = asyncio.Event()
+        waiter = asyncio.ensure_future(self._blpop(wait, abandoned))
+        try:
+            await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            abandoned.set()
+            waiter.cancel()
+            if not waiter.done():
+                self._left_behind.add(waiter)
+                waiter.add_done_callback(self._forget_left_behind)
+            raise
+
+    async def _blpop(self, wait: float, abandoned: asyncio.Event) -> None:
+        with unavailable_as(QueueUnavailable):
+            token = await self._redis.blpop([wake_key(self.prefix)], timeout=max(0.001, round(wait, 3)))
+            if token is not None and abandoned.is_set():
+                await self._redis.lpush(wake_key(self.prefix), "1")
+
+    def _forget_left_behind(self, waiter: asyncio.Future[Any]) -> None:
+        self._left_behind.discard(waiter)
+        _read_outcome(waiter)
 
     async def _claim_or_give_back(self, worker: str) -> list[Any]:
         """Run the claim script to its end even if the caller is cancelled meanwhile: a job it
@@ -188,4 +210,5 @@ class RedisQueue:
         return int(waiting) + int(busy)
 
     async def close(self) -> None:
-        return None
+        """Wait for the BLPOPs of cancelled claims still in flight (each ends by its own timeout)."""
+        await asyncio.gather(*self._left_behind, return_exceptions=True)
