@@ -1,6 +1,6 @@
 # Threadline's image: `docker build -t threadline .` (compose.yaml and deploy/kubernetes/ use it).
 # Stage 1 builds wheels of the bot and of every dependency at the versions of constraints.txt; stage 2
-# installs them, offline, into a slim image that runs the bot as a non-root user. tests/test_deploy.py
+# installs them, offline, into a slim image that runs the bot as a non-root user. tests/process/test_deploy.py
 # lints this file with hadolint and installs the bot as stage 2 does into a fresh venv, then starts it.
 
 ARG PYTHON_IMAGE=python:3.11-slim

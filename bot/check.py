@@ -9,7 +9,7 @@ Checks, in order (a broken configuration stops the rest, since nothing else can 
    compared (no such header, a ``--manifest`` file that is missing or lists no scopes) are an error too:
    a check that cannot tell must not pass. Without ``--manifest`` the expected scopes are
    ``MANIFEST_BOT_SCOPES``, built in so that an installed package (which has no ``manifest.yml``)
-   checks them too; ``tests/test_check.py`` keeps that list equal to the manifest's;
+   checks them too; ``tests/process/test_check.py`` keeps that list equal to the manifest's;
 4. Socket Mode: ``apps.connections.open`` with the app-level token (when ``SLACK_APP_TOKEN`` is set);
 5. the model: a one-token, non-streaming completion with ``OPENAI_MODEL`` (``max_tokens=1``, or
    ``max_completion_tokens=1`` for a model that refuses the older name);

@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 "$WORK/runtime/bin/python" -m pip install --quiet .
 {
     echo "# The runtime lock: pip freeze of a fresh venv after \`pip install .\` (scripts/lock.sh writes it)."
-    echo "# Used by scripts/run.sh, scripts/bootstrap.sh, the Dockerfile and tests/test_deploy.py."
+    echo "# Used by scripts/run.sh, scripts/bootstrap.sh, the Dockerfile and tests/process/test_deploy.py."
     "$WORK/runtime/bin/python" -m pip freeze --exclude threadline | LC_ALL=C sort -f
 } >constraints.txt
 

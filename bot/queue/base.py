@@ -1,6 +1,6 @@
 """The queue seam (shaped like arq): jobs wait in one line per channel and are *claimed* by workers.
 
-Rules every implementation keeps (the contract tests in ``tests/test_backends.py`` check them
+Rules every implementation keeps (the contract tests in ``tests/contract/test_backends.py`` check them
 for the memory and the Redis version alike):
 
 - ``enqueue`` is idempotent on ``job.id`` (the same id twice is one job, even when the queue is

@@ -38,7 +38,7 @@ from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
 from tests.procs import clean_environ
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEV_PACKAGES = {
     "pytest",
     "pytest-asyncio",

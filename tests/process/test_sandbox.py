@@ -439,7 +439,7 @@ def test_configuration_choices() -> None:
 # ---------------------------------------------------------------------- the whole sandbox as a process
 
 READY = re.compile(r"sandbox is ready\. Open (http://127\.0\.0\.1:\d+)")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import Bot, StartBot
+from tests.e2e.test_e2e_ops import eventually
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.redis_fixtures import redis_server  # noqa: F401
 from tests.redis_server import RedisServer
-from tests.test_e2e_ops import eventually
 
 FAST = {"BOT_READINESS_INTERVAL_SECONDS": "0.05", "BOT_READINESS_TIMEOUT_SECONDS": "0.5"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.blocks import RETRY_ACTION
 from tests.conftest import StartBot
+from tests.e2e.test_e2e_buttons import bot_replies, button, press
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.test_e2e_buttons import bot_replies, button, press
 
 
 async def test_a_retried_question_is_sent_once_and_keeps_only_the_done_reaction(

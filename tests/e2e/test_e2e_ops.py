@@ -458,7 +458,7 @@ async def test_readyz_checks_redis_when_configured(
     assert bot.runtime.limits.__class__.__name__ == "RedisLimitStore"
     redis_server.stop()
 
-    async def redis_is(expected: str) -> bool:  # re-checked in the background (tests/test_readiness.py)
+    async def redis_is(expected: str) -> bool:  # re-checked in the background (contract/test_readiness.py)
         status, body = await readyz(bot)
         return (status == 200) == (expected == "ok") and (body["checks"]["redis"] == "ok") == (
             expected == "ok"

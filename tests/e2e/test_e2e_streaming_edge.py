@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tests.conftest import StartBot
+from tests.e2e.test_e2e_buttons import bot_replies
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.test_e2e_buttons import bot_replies
 
 
 async def test_no_edit_shows_a_lone_marker_and_the_final_text_is_whole(

@@ -193,7 +193,7 @@ async def test_slacks_stop_control_stops_the_answer_and_keeps_its_text(
 async def test_feedback_buttons_count_one_vote_per_user(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
-    from tests.test_e2e_ops import eventually, scrape, value
+    from tests.e2e.test_e2e_ops import eventually, scrape, value
 
     bot = await start_bot(BOT_TRANSPORT="native")
     model.script(Reply.text("Worth a vote.", delay=0.01))

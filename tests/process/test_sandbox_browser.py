@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "sandbox.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "sandbox.png"
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 
 if not IN_CI and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None):

@@ -23,7 +23,7 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.redis_server import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifest.yml"
 MANIFEST_SCOPES = manifest_bot_scopes(MANIFEST.read_text())
 

@@ -18,9 +18,9 @@ import pytest
 from bot.blocks import RETRY_ACTION, STOP_ACTION
 from bot.texts import INCOMPLETE_COMMAND_TEXT
 from tests.conftest import Bot
+from tests.e2e.test_inbound_http import FORM, post_signed, records_from
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
-from tests.test_inbound_http import FORM, post_signed, records_from
 
 
 @pytest.mark.parametrize("missing", ["channel_id", "user_id"])

@@ -17,7 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.inbound import MalformedBody, parse_body, signature_ok
-from tests.test_inbound_http import sign_bytes
+from tests.e2e.test_inbound_http import sign_bytes
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_700_000_000.0

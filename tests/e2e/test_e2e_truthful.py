@@ -6,9 +6,9 @@ from __future__ import annotations
 from bot.blocks import RETRY_ACTION
 from bot.errors import TRUNCATED_NOTE
 from tests.conftest import StartBot
+from tests.e2e.test_e2e_buttons import bot_replies, button
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.test_e2e_buttons import bot_replies, button
 
 
 async def test_an_answer_cut_at_the_length_limit_says_so(

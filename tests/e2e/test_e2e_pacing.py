@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 from tests.conftest import StartBot
+from tests.e2e.test_e2e_buttons import bot_replies
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.test_e2e_buttons import bot_replies
 
 
 async def test_a_lone_long_answer_never_freezes_while_text_arrives(

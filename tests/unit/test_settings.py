@@ -196,7 +196,7 @@ def test_dotenv(tmp_path: Path) -> None:
     assert read_dotenv(tmp_path / "missing") == {}
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_variables() -> set[str]:

@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable
 from bot.redis import connect
 from bot.view.markdown import neutralise
 from tests.conftest import StartBot
+from tests.e2e.test_e2e_native import answers, finished, has_feedback, shown
+from tests.e2e.test_e2e_queue import replicas  # noqa: F401
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
 from tests.procs import BotProcess
 from tests.redis_fixtures import redis_server  # noqa: F401
 from tests.redis_server import RedisServer
-from tests.test_e2e_native import answers, finished, has_feedback, shown
-from tests.test_e2e_queue import replicas  # noqa: F401
 
 FENCE_LINE = re.compile(r"^```[a-z]*\n", re.MULTILINE)
 
