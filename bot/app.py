@@ -269,6 +269,17 @@ class Runtime:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, self.settings.slack_app_token, ping_interval=ping_interval_for(watchdog_after)
             )
+            try:
+                # The first URL is asked for here, once: slack_sdk's connect loop would retry a
+                # rejected app-level token forever, logging a traceback each time.
+                self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
+            except Exception as err:
+                raise slack_failure(
+                    err,
+                    url=self.settings.slack_api_url,
+                    method="apps.connections.open",
+                    variable="SLACK_APP_TOKEN",
+                ) from None
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             self._watchdog = SocketWatchdog(
                 self._socket.client, silent_after=watchdog_after, on_reconnect=self.metrics.socket_reconnect

@@ -19,21 +19,29 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.errors import ConfigError, SlackUnreachable
 from bot.settings import Settings
 
+_REJECTED_HINTS = {
+    "SLACK_BOT_TOKEN": "copy the xoxb-… token again from your Slack app's OAuth & Permissions page "
+    "(reinstall the app if it was revoked)",
+    "SLACK_APP_TOKEN": "copy the xapp-… app-level token again from your Slack app's Basic Information "
+    "page (App-Level Tokens; it needs the connections:write scope)",
+}
 
-def slack_failure(err: Exception, *, url: str) -> ConfigError | SlackUnreachable:
-    """What a failed ``auth.test`` at start means: Slack refused the bot token (a configuration
-    error) or could not be reached / answered only server errors (a network or Slack problem)."""
+
+def slack_failure(
+    err: Exception, *, url: str, method: str = "auth.test", variable: str = "SLACK_BOT_TOKEN"
+) -> ConfigError | SlackUnreachable:
+    """What a failed start-up call means: Slack refused the token in ``variable`` (a configuration
+    error) or could not be reached / answered only server errors (a network or Slack problem).
+    ``method``: ``auth.test`` (the bot token) or ``apps.connections.open`` (the app-level token)."""
     if isinstance(err, SlackApiError):
         status = err.response.status_code
         if status < 500 and status != 429:
             code = err.response.get("error") if isinstance(err.response.data, dict) else None
             return ConfigError(
-                "SLACK_BOT_TOKEN",
-                f"Slack rejected it ({code or f'HTTP {status}'}): copy the xoxb-… token again from your "
-                "Slack app's OAuth & Permissions page (reinstall the app if it was revoked)",
+                variable, f"Slack rejected it ({code or f'HTTP {status}'}): {_REJECTED_HINTS[variable]}"
             )
-        return SlackUnreachable("auth.test", f"HTTP {status}", url)
-    return SlackUnreachable("auth.test", type(err).__name__, url)
+        return SlackUnreachable(method, f"HTTP {status}", url)
+    return SlackUnreachable(method, type(err).__name__, url)
 
 
 class _BoltTokenNotice(logging.Filter):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
+from bot.errors import ConfigError
 from bot.texts import ASK_USAGE_TEXT
 from tests.conftest import StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
@@ -67,3 +69,16 @@ async def test_socket_mode_mention_dm_and_command(
     assert len(model.requests) == 3
     assert len([m for m in slack.thread("C1", event["ts"]) if m.user == slack.bot_user_id]) == 1
     assert not slack.bot_messages("C9")  # the forged event was never answered
+
+
+async def test_a_rejected_app_token_stops_the_start_with_a_clear_error(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    """slack_sdk's connect loop retries a rejected app-level token forever (a traceback a few seconds
+    apart, and the bot never ready): the start asks for the first URL once and names the variable."""
+    with pytest.raises(ConfigError) as raised:
+        await start_bot(SLACK_APP_TOKEN="xapp-revoked", SLACK_SIGNING_SECRET="")
+    assert raised.value.variable == "SLACK_APP_TOKEN"
+    assert "invalid_auth" in str(raised.value) and "App-Level Tokens" in str(raised.value)
+    assert len(slack.calls_to("apps.connections.open")) == 1
+    assert slack.socket_connections == 0
