@@ -19,7 +19,8 @@ SUMMARY = "Topic: choosing a database. Bob prefers Postgres; the alert bot saw d
 
 def seed_thread(slack: FakeSlack, channel: str = "C1", *, replies: int = 2) -> tuple[Message, list[Message]]:
     """A thread: Alice's question, then replies from Bob and from another bot."""
-    root = slack.add_user_message(channel, "Which database should we pick for the new service?", user="U_ALICE")
+    question = "Which database should we pick for the new service?"
+    root = slack.add_user_message(channel, question, user="U_ALICE")
     added = [slack.add_user_message(channel, "Postgres, we know it well.", user="U_BOB", thread_ts=root.ts)]
     other_bot = Message(
         channel=channel,
@@ -52,7 +53,9 @@ def bot_replies(slack: FakeSlack, channel: str, root: str) -> list[Message]:
 
 async def summary_in(slack: FakeSlack, channel: str, root: str, text: str) -> Message:
     await slack.wait_for(
-        lambda: any(text in m.text and "Stop" not in str(m.blocks) for m in bot_replies(slack, channel, root)),
+        lambda: any(
+            text in m.text and "Stop" not in str(m.blocks) for m in bot_replies(slack, channel, root)
+        ),
         10,
     )
     return next(m for m in bot_replies(slack, channel, root) if text in m.text)
@@ -65,7 +68,7 @@ def contents(request: dict[str, Any]) -> list[tuple[str, str]]:
 async def test_the_shortcut_on_a_root_message_streams_a_summary_into_its_thread(
     slack: FakeSlack, model: FakeOpenAI, bot: Bot
 ) -> None:
-    root, replies = seed_thread(slack)
+    root, _ = seed_thread(slack)
     model.script(Reply.text(SUMMARY, delay=0.05))
     await use_shortcut(slack, bot, "C1", root.ts)
     answer = await summary_in(slack, "C1", root.ts, SUMMARY)
@@ -111,13 +114,15 @@ async def test_a_thread_over_a_thousand_replies_is_read_to_its_newest(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
     bot = await start_bot(BOT_CONTEXT_TOKENS="600")
-    root, replies = seed_thread(slack, replies=1_202)  # 1,203 messages: 7 pages of 200
+    root, _ = seed_thread(slack, replies=1_202)  # 1,203 messages: 7 pages of 200
     model.script(Reply.text(SUMMARY))
     await use_shortcut(slack, bot, "C1", root.ts)
     answer = await summary_in(slack, "C1", root.ts, SUMMARY)
     calls = slack.calls_to("conversations.replies")
     assert len(calls) == 7
-    assert [c.args.get("cursor") for c in calls][1:] == [c.response["response_metadata"]["next_cursor"] for c in calls][:-1]
+    cursors = [c.response["response_metadata"]["next_cursor"] for c in calls]
+    assert [c.args.get("cursor") for c in calls] == [None, *cursors[:-1]]  # each page follows the last
+    assert cursors[-1] == "" and calls[-1].response["has_more"] is False
     sent = "\n".join(content for _, content in contents(model.requests[0]))
     assert "reply 1199" in sent  # the newest reply
     assert "reply 0000" not in sent and "Postgres" not in sent  # the oldest replies did not fit
