@@ -112,7 +112,7 @@ class Summaries:
         request = job.request
         root = request.thread_ts or ""
         try:
-            read = await self.gateway.read_thread(
+            read = await self.gateway.threads.read(
                 channel=request.channel, thread_ts=root, team_id=request.team_id
             )
         except SlackError as err:

@@ -40,7 +40,7 @@ from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, answer_pieces, mapped
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
-from bot.gateway.threads import ThreadRead, read_thread
+from bot.gateway.threads import ThreadReader
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
@@ -97,10 +97,6 @@ class SlackGateway:
         thread_max_pages: int = 50,
     ) -> None:
         self._post_attempts = max(1, post_attempts)
-        # conversations.replies: messages a page (Slack's maximum is 1,000, and 15 for commercially
-        # distributed apps outside the Marketplace) and the most pages one thread read may take.
-        self._thread_page_size = max(1, thread_page_size)
-        self._thread_max_pages = max(1, thread_max_pages)
         self._retry_base = retry_base_seconds
         # chat.postMessage is limited to about one message a second per channel (short bursts are
         # tolerated): every post of a channel waits for a slot of its channel's budget first.
@@ -110,6 +106,7 @@ class SlackGateway:
             token=token, base_url=base_url, timeout=timeout, session=self._session
         )
         self.streams = NativeStreams(self)
+        self.threads = ThreadReader(self, page_size=thread_page_size, max_pages=thread_max_pages)
 
     async def close(self) -> None:
         await self._session.close()
@@ -354,39 +351,13 @@ class SlackGateway:
         )
 
     async def thread_messages(
-        self,
-        *,
-        channel: str,
-        thread_ts: str,
-        team_id: str = "",
-        metadata: bool = False,
+        self, *, channel: str, thread_ts: str, team_id: str = "", metadata: bool = False
     ) -> list[dict[str, Any]]:
         """The messages of a thread, root first, read to its newest (``bot.gateway.threads``)."""
-        read = await self.read_thread(
+        read = await self.threads.read(
             channel=channel, thread_ts=thread_ts, team_id=team_id, metadata=metadata
         )
         return read.messages
-
-    async def read_thread(
-        self,
-        *,
-        channel: str,
-        thread_ts: str,
-        team_id: str = "",
-        metadata: bool = False,
-        max_pages: int | None = None,
-    ) -> ThreadRead:
-        """A thread's messages and whether the page bound (``thread_max_pages`` unless
-        ``max_pages``) stopped the reading before its newest."""
-        return await read_thread(
-            self,
-            channel=channel,
-            thread_ts=thread_ts,
-            team_id=team_id,
-            metadata=metadata,
-            page_size=self._thread_page_size,
-            max_pages=self._thread_max_pages if max_pages is None else max(1, max_pages),
-        )
 
     async def respond(self, *, response_url: str, payload: dict[str, Any]) -> None:
         """Post to a slash command's ``response_url`` (at most 5 posts in 30 minutes)."""

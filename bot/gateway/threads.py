@@ -34,47 +34,49 @@ class ThreadRead:
     truncated: bool
 
 
-async def read_thread(
-    gateway: SlackGateway,
-    *,
-    channel: str,
-    thread_ts: str,
-    team_id: str,
-    metadata: bool,
-    page_size: int,
-    max_pages: int,
-) -> ThreadRead:
-    """Every page of the thread, following the cursor, at most ``max_pages`` calls."""
-    messages: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    cursor: str | None = None
-    for _ in range(max_pages):
-        data = await _page(
-            gateway,
-            channel=channel,
-            thread_ts=thread_ts,
-            team_id=team_id,
-            metadata=metadata,
-            limit=page_size,
-            cursor=cursor,
+class ThreadReader:
+    """Reads threads for one gateway: ``page_size`` messages a page (Slack's maximum is 1,000, and 15
+    for commercially distributed apps outside the Marketplace), at most ``max_pages`` pages a read."""
+
+    def __init__(self, gateway: SlackGateway, *, page_size: int = 200, max_pages: int = 50) -> None:
+        self.gateway = gateway
+        self.page_size = max(1, page_size)
+        self.max_pages = max(1, max_pages)
+
+    async def read(
+        self, *, channel: str, thread_ts: str, team_id: str = "", metadata: bool = False
+    ) -> ThreadRead:
+        """Every page of the thread, following the cursor, at most ``max_pages`` calls."""
+        messages: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        for _ in range(self.max_pages):
+            data = await _page(
+                self.gateway,
+                channel=channel,
+                thread_ts=thread_ts,
+                team_id=team_id,
+                metadata=metadata,
+                limit=self.page_size,
+                cursor=cursor,
+            )
+            for message in data.get("messages") or []:
+                ts = str(message.get("ts") or "") if isinstance(message, dict) else ""
+                if ts and ts not in seen:  # a page may repeat the parent message: keep each once
+                    seen.add(ts)
+                    messages.append(message)
+            meta = data.get("response_metadata")
+            cursor = str(meta.get("next_cursor") or "") if isinstance(meta, dict) else ""
+            if not cursor:
+                return ThreadRead(messages, truncated=False)
+        logger.warning(
+            "thread %s in %s is longer than %d pages of %d: read up to there",
+            thread_ts,
+            channel,
+            self.max_pages,
+            self.page_size,
         )
-        for message in data.get("messages") or []:
-            ts = str(message.get("ts") or "") if isinstance(message, dict) else ""
-            if ts and ts not in seen:  # a page may repeat the parent message: keep each once
-                seen.add(ts)
-                messages.append(message)
-        metadata_ = data.get("response_metadata")
-        cursor = str(metadata_.get("next_cursor") or "") if isinstance(metadata_, dict) else ""
-        if not cursor:
-            return ThreadRead(messages, truncated=False)
-    logger.warning(
-        "thread %s in %s is longer than %d pages of %d: read up to there",
-        thread_ts,
-        channel,
-        max_pages,
-        page_size,
-    )
-    return ThreadRead(messages, truncated=True)
+        return ThreadRead(messages, truncated=True)
 
 
 async def _page(
