@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.blocks import RETRY_ACTION
 from bot.constants import SUMMARIZE_SHORTCUT
 from bot.limits.policy import USER_REFUSAL
 from bot.summary import SUMMARY_INSTRUCTIONS, SUMMARY_REQUEST
+from bot.texts import THREAD_UNREADABLE_TEXT
 from tests.conftest import Bot, StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -219,3 +221,43 @@ async def test_other_shortcuts_and_incomplete_payloads_are_acked_and_ignored(
     await slack.send_event(bot.url, event)
     await summary_in(slack, "C1", event["ts"], "Hello.")
     assert len(model.requests) == 1
+
+
+async def test_the_shortcut_over_socket_mode_is_acked_and_answered(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    await start_bot(SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET="")
+    root, _ = seed_thread(slack)
+    model.script(Reply.text(SUMMARY))
+    envelope = await slack.push_action(slack.shortcut_payload("C1", root.ts, user="U_CAROL"))
+    await slack.wait_ack(envelope)
+    await summary_in(slack, "C1", root.ts, SUMMARY)
+    assert len(model.requests) == 1
+
+
+async def test_a_failed_summary_has_a_retry_that_summarizes_again(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(BOT_MAX_ATTEMPTS="1")
+    root, _ = seed_thread(slack)
+    model.script(Reply(chunks=[], status=503), Reply.text(SUMMARY))
+    await use_shortcut(slack, bot, "C1", root.ts)
+    await slack.wait_for(
+        lambda: any(RETRY_ACTION in str(m.blocks) for m in bot_replies(slack, "C1", root.ts)), 10
+    )
+    failed = next(m for m in bot_replies(slack, "C1", root.ts) if RETRY_ACTION in str(m.blocks))
+    await slack.send_action(bot.url, slack.button_action("C1", failed.ts, RETRY_ACTION, user="U_CAROL"))
+    await summary_in(slack, "C1", root.ts, SUMMARY)
+    again = contents(model.requests[1])
+    assert SUMMARY_INSTRUCTIONS in again[0][1] and "Which database" in again[1][1]
+
+
+async def test_a_thread_slack_will_not_give_is_told_in_plain_words(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    root, _ = seed_thread(slack)
+    slack.fail("conversations.replies", status=200, error="thread_not_found")
+    await use_shortcut(slack, bot, "C1", root.ts)
+    await summary_in(slack, "C1", root.ts, THREAD_UNREADABLE_TEXT)
+    assert model.requests == []
+    assert "thread_not_found" not in bot_replies(slack, "C1", root.ts)[0].text
