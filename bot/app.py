@@ -81,6 +81,8 @@ class Runtime:
             pacing=Pacing(self.backends.budgets, on_rate_limited=self.metrics.slack_ratelimited),
             post_attempts=s.max_attempts,
             retry_base_seconds=s.retry_base_seconds,
+            thread_page_size=s.thread_read_page_size,
+            thread_max_pages=s.thread_read_max_pages,
         )
         try:
             auth = await self.gateway.client.auth_test()

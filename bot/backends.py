@@ -99,6 +99,7 @@ def build(settings: Settings) -> Backends:
         "chat.update": (s.edits_per_minute, window, 0.2),
         "chat.postMessage": (s.posts_per_channel_burst, burst_window, 0.0),
         **{method: (s.reactions_per_minute, window, 0.0) for method in PACED_PER_WORKSPACE},
+        "conversations.replies": (s.thread_reads_per_minute, window, 0.0),
         # Native streams (per workspace): starts and stops are reserved before a stream is chosen.
         "chat.startStream": (s.stream_starts_per_minute, window, 0.0),
         "chat.stopStream": (s.stream_stops_per_minute, window, 0.0),

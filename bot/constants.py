@@ -28,3 +28,6 @@ EDIT_WINDOW_SECONDS = 60.0
 # The largest request body /slack/events reads. Slack's payloads are far smaller (a message is at most
 # 40,000 characters); anything larger is refused before it is buffered.
 SLACK_MAX_BODY_BYTES = 1024 * 1024
+
+# The "Summarize thread" message shortcut's callback_id (manifest.yml features.shortcuts).
+SUMMARIZE_SHORTCUT = "summarize_thread"

@@ -34,6 +34,7 @@ from bot.runner import AnswerRunner
 from bot.settings import Settings
 from bot.signals import MemorySignals, Signals
 from bot.store.base import ConversationStore, Deduplicator
+from bot.summary import Summaries
 from bot.views import Views
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Engine:
             reactions=self.reactions,
             replies=self.replies,
             store=store,
+            summaries=Summaries(settings=settings, gateway=gateway, store=store, bot_user_id=bot_user_id),
         )
 
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------

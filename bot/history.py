@@ -46,7 +46,9 @@ class History:
         if request.ts is None or request.ts == root:
             return []  # a new thread: nothing earlier to read
         try:
-            messages = await self.gateway.thread_messages(channel=request.channel, thread_ts=root)
+            messages = await self.gateway.thread_messages(
+                channel=request.channel, thread_ts=root, team_id=request.team_id
+            )
         except SlackError as err:
             logger.warning("could not read thread %s: %s", root, err.error)
             return []

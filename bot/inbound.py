@@ -31,10 +31,13 @@ SIGNATURE_MAX_AGE_SECONDS = 5 * 60
 MAX_FORM_FIELDS = 100
 
 # The payloads this app takes besides slash commands and SSL checks: Events API envelopes (with
-# Slack's URL check and its rate-limit notice) and button presses. Bolt would answer anything else 404
+# Slack's URL check and its rate-limit notice), button presses and message shortcuts (``message_action``:
+# "Summarize thread"). Bolt would answer anything else 404
 # after a long warning; some (a workflow step without its step, a view without its type) it cannot
 # even read.
-TYPES = frozenset({"event_callback", "url_verification", "app_rate_limited", "block_actions"})
+TYPES = frozenset(
+    {"event_callback", "url_verification", "app_rate_limited", "block_actions", "message_action"}
+)
 
 _ID_HOLDERS = ("user", "channel", "team", "enterprise")  # each a string id or an object with an "id"
 _STRINGS = ("type", "command", "callback_id", "action_id", "block_id", "response_url")

@@ -16,6 +16,7 @@ class Source(str, Enum):
     MENTION = "mention"
     DM = "dm"
     COMMAND = "command"
+    SUMMARY = "summary"  # the "Summarize thread" message shortcut: the thread itself is the question
 
 
 class JobStatus(str, Enum):
@@ -37,7 +38,9 @@ class Request:
 
     ``thread_ts`` is the root of the thread the answer goes into (for a mention or DM, the message's
     own ``ts`` when it is not in a thread yet). A command has no thread yet: its answer message becomes
-    the root. ``key`` identifies the Slack delivery for deduplication.
+    the root. A summary (the message shortcut) has no ``ts`` (it is no one's message: nothing to react
+    to, nothing to deduplicate by) and no text (the thread is what is summarized). ``key`` identifies
+    the Slack delivery for deduplication.
     """
 
     source: Source

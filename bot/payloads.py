@@ -139,6 +139,30 @@ def request_from_command(command: Mapping[str, Any]) -> Request:
     )
 
 
+def request_from_shortcut(shortcut: Mapping[str, Any], *, team_id: str) -> Request:
+    """The "Summarize thread" message shortcut (a ``message_action`` payload): summarize the thread of
+    the message it was used on (the message's ``thread_ts`` when it is in a thread, else its own ts),
+    for the person who used it. ``IncompletePayload`` without the channel, the person or the message."""
+    message = _object(shortcut.get("message"))
+    wanted = {
+        "channel": _object(shortcut.get("channel")).get("id"),
+        "user": _object(shortcut.get("user")).get("id"),
+        "message ts": message.get("ts") or shortcut.get("message_ts"),
+    }
+    if message.get("thread_ts") is not None:
+        wanted["message thread_ts"] = message["thread_ts"]
+    channel, user, ts, *thread = _required(wanted)
+    return Request(
+        source=Source.SUMMARY,
+        team_id=team_id or str(_object(shortcut.get("team")).get("id") or ""),
+        channel=channel,
+        user=user,
+        text="",
+        thread_ts=thread[0] if thread else ts,
+        response_url=_text(shortcut.get("response_url")),
+    )
+
+
 @dataclass(frozen=True)
 class ButtonPress:
     """A Stop or Retry press: the request id the button carries, who pressed it, where."""

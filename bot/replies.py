@@ -19,8 +19,9 @@ class Replies:
         self.gateway = gateway
 
     async def reply(self, request: Request, text: str) -> None:
-        """A short reply in the request's thread (or privately for a command)."""
-        if request.source is Source.COMMAND:
+        """A short reply in the request's thread (or privately for a command or a shortcut, which no
+        one else saw)."""
+        if request.source in (Source.COMMAND, Source.SUMMARY):
             await self.tell_privately(request, text)
             return
         try:

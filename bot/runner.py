@@ -25,6 +25,7 @@ from bot.reactions import Reactions
 from bot.replies import Replies
 from bot.settings import Settings
 from bot.store.base import ConversationStore, StoreUnavailable
+from bot.summary import Summaries, ThreadUnreadable
 from bot.texts import (
     CANNOT_POST_TEXT,
     FILES_NOT_READ_NOTE,
@@ -33,7 +34,9 @@ from bot.texts import (
     RESTARTED_TEXT,
     RESUMING_TEXT,
     STOPPED_PREFIX,
+    SUMMARY_CANNOT_POST_TEXT,
     THINKING_TEXT,
+    THREAD_UNREADABLE_TEXT,
     WARNING_PREFIX,
     command_header,
     stopped_note,
@@ -65,6 +68,7 @@ class AnswerRunner:
         reactions: Reactions,
         replies: Replies,
         store: ConversationStore,
+        summaries: Summaries,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -79,6 +83,7 @@ class AnswerRunner:
         self.reactions = reactions
         self.replies = replies
         self.store = store
+        self.summaries = summaries
 
     async def run(self, job: Job) -> None:
         """Never raises for an ordinary failure: the user is told."""
@@ -127,20 +132,31 @@ class AnswerRunner:
             # Slack is failing for now and nothing is shown yet: keep the question, try again later.
             raise TryLater(min(30.0, self.settings.retry_base_seconds * 2**job.tries)) from None
         if owner == CANNOT_POST:
-            await self.replies.tell_privately(request, CANNOT_POST_TEXT)
+            summary = request.source is Source.SUMMARY
+            await self.replies.tell_privately(
+                request, SUMMARY_CANNOT_POST_TEXT if summary else CANNOT_POST_TEXT
+            )
             self.reactions.done(request, failed=True)
             return "refused"
         job.via_response_url = owner == VIA_RESPONSE_URL
         if not job.via_response_url:
             job.placeholder_ts = owner
         question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
-        prompt = build_prompt(
-            system_prompt=self.settings.system_prompt,
-            history=await self.history.turns(job),
-            question=question,
-            budget_tokens=self.settings.context_tokens,
-        )
-        notes = self._notes(job, prompt)
+        if request.source is Source.SUMMARY:
+            try:
+                prompt, notes = await self.summaries.prompt(job)
+            except ThreadUnreadable:
+                await self.replies.replace_placeholder(job, WARNING_PREFIX + THREAD_UNREADABLE_TEXT)
+                self.reactions.done(request, failed=True)
+                return "failed"
+        else:
+            prompt = build_prompt(
+                system_prompt=self.settings.system_prompt,
+                history=await self.history.turns(job),
+                question=question,
+                budget_tokens=self.settings.context_tokens,
+            )
+            notes = self._notes(job, prompt)
         try:
             await self.store.remember_request(request_id=request.id, data=request.to_dict())
         except StoreUnavailable:
@@ -156,9 +172,11 @@ class AnswerRunner:
                 await self.access.count_tokens(request, stats.total_tokens)
                 # Retry only where asking again can help (not a rejected key or an unknown model).
                 view.finish(note, button="retry" if failed and generated.retry_helps else None)
-        if not failed:
-            # A failed answer is not a turn: its Retry asks the same question again, once.
-            await self.history.remember(job, question, view.text)
+        if not failed:  # A failed answer is not a turn: its Retry asks the same question again, once.
+            if request.source is Source.SUMMARY:
+                await self.summaries.remember(job, view.text)
+            else:
+                await self.history.remember(job, question, view.text)
         await self.feedback.remember_answer(request, [ts for ts in view.messages if ts != job.placeholder_ts])
         self.metrics.edits(view.edits)
         if self.settings.log_message_text:

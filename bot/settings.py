@@ -94,6 +94,10 @@ class Settings:
     posts_per_channel_per_second: float = 1.0
     posts_per_channel_burst: int = 3
     reactions_per_minute: int = 40
+    # conversations.replies: a thread is read to its newest message, page by page, within a budget.
+    thread_read_page_size: int = 200
+    thread_read_max_pages: int = 50
+    thread_reads_per_minute: int = 45  # Slack: Tier 3 (about 50 a minute) for internal apps
     context_tokens: int = 8000
     max_answer_tokens: int | None = None
     conversation_ttl_seconds: float = 7 * 24 * 3600.0
@@ -233,6 +237,11 @@ class Settings:
             reactions_per_minute=r.integer(
                 "BOT_REACTIONS_PER_MINUTE", 40, maximum=50, why=" (Slack allows about 50 a minute)"
             ),
+            thread_read_page_size=r.integer(
+                "BOT_THREAD_READ_PAGE_SIZE", 200, maximum=1000, why=" (Slack returns at most 1,000 a page)"
+            ),
+            thread_read_max_pages=r.integer("BOT_THREAD_READ_MAX_PAGES", 50),
+            thread_reads_per_minute=r.integer("BOT_THREAD_READS_PER_MINUTE", 45, maximum=50, why=SLACK_50),
             context_tokens=r.integer("BOT_CONTEXT_TOKENS", 8000, minimum=100),
             max_answer_tokens=(r.integer("BOT_MAX_ANSWER_TOKENS", 1) if max_tokens_raw is not None else None),
             conversation_ttl_seconds=r.number("BOT_CONVERSATION_TTL_SECONDS", 7 * 24 * 3600.0),

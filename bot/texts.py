@@ -40,6 +40,14 @@ RESTARTED_TEXT = "I was restarted before I could answer this. Please ask again."
 RESTARTING_TEXT = "I'm restarting right now, so I can't take this question. Please ask again in a minute."
 QUEUE_DOWN_TEXT = "I can't take questions right now (my queue is unavailable). Please try again shortly."
 CANNOT_POST_TEXT = "Sorry, I couldn't post in this channel, so I can't answer here."
+# The "Summarize thread" message shortcut (bot/summary.py).
+SUMMARY_CANNOT_POST_TEXT = (
+    "I'm not a member of this channel, so I can't summarize its threads. "
+    "Invite me with `/invite @Threadline` and try again."
+)
+THREAD_UNREADABLE_TEXT = (
+    "Sorry, I couldn't read this thread, so I can't summarize it. Please try again later."
+)
 RETRY_TOO_OLD = "That question is too old to retry. Please ask it again."
 RETRIED_PLACEHOLDER = "_(retried)_"
 
@@ -71,3 +79,18 @@ def command_header(request: Request) -> str:
 def in_channel(channel: str, text: str) -> str:
     """A private message about a channel (a DM when the channel refuses even ephemeral messages)."""
     return f"<#{channel}>: {text}"
+
+
+def summary_partial_note(kept: int, total: int) -> str:
+    """A summary of a thread too long for the model's budget: what it covers."""
+    return (
+        f"_(This thread is long: the summary covers its first message and its newest replies, {kept:,} "
+        f"of its {total:,} messages.)_"
+    )
+
+
+def summary_cut_note(read: int) -> str:
+    """A thread longer than one read may take (``BOT_THREAD_READ_MAX_PAGES``)."""
+    return (
+        f"_(This thread is longer than I can read at once: the summary covers its first {read:,} messages.)_"
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, agent, command, dm, feedback, ignored, mention
+from handlers import actions, agent, command, dm, feedback, ignored, mention, shortcut
 from handlers.base import Intake
 
 
@@ -18,6 +18,7 @@ def register_all(app: AsyncApp, intake: Intake) -> None:
     actions.register(app, intake)
     feedback.register(app, intake)
     agent.register(app, intake)
+    shortcut.register(app, intake)
     ignored.register(app)  # last: the catch-all for everything the others do not handle
 
 

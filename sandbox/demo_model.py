@@ -33,6 +33,7 @@ __all__ = [
     "LONG_ANSWER_END",
     "DemoModel",
     "demo_answer",
+    "demo_summary",
     "failures_for",
 ]
 
@@ -50,6 +51,9 @@ _SPEAKER = re.compile(r"^<@[A-Z0-9_]+>:\s*")
 _LONG_WORD = re.compile(r"\blong\b", re.IGNORECASE)
 _FLAKY_WORD = re.compile(r"\bflaky\b", re.IGNORECASE)
 _FAIL_WORD = re.compile(r"\b(?:fail\w*|broken)\b", re.IGNORECASE)
+# The "Summarize thread" shortcut's request (bot/summary.py SUMMARY_REQUEST).
+_SUMMARY_REQUEST = re.compile(r"^summari[sz]e this thread\.?$", re.IGNORECASE)
+_AUTHOR = re.compile(r"^<@([A-Z0-9_]+)>")
 
 _HOW_TO = """\
 I'm the sandbox's built-in **demo model**, so I can't really answer, but I show how Threadline streams \
@@ -73,6 +77,7 @@ Things to try here:
 
 - reply in this thread with another `@Threadline` mention: the thread's earlier turns go to the model \
 as context
+- *Summarize thread* on a message's menu: a summary of its thread, streamed into it
 - `/ask` in a channel, or a message in the DM with Threadline
 - *long* in a question: a long answer, to press Stop on
 - several questions at once in one channel: they wait in line, each showing its place
@@ -101,9 +106,49 @@ def question_of(body: dict[str, Any]) -> str:
     return ""
 
 
+def _plain(content: object, limit: int = 140) -> str:
+    """A thread message's words, as the page would show them: no author prefix or quote marks."""
+    text = _SPEAKER.sub("", str(content or ""))
+    text = re.sub(r"^>\s?", "", text, flags=re.MULTILINE)
+    text = " ".join(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _author(message: dict[str, Any]) -> str:
+    if message.get("role") == "assistant":
+        return "Threadline"
+    found = _AUTHOR.match(str(message.get("content") or ""))
+    return found.group(1) if found else "?"
+
+
+def demo_summary(body: dict[str, Any]) -> str:
+    """What the demo model says to "Summarize this thread.": it cannot summarize, but it shows what
+    it received: how many messages, from how many authors, the first and the newest."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") != "system"]
+    thread = messages[:-1]  # the last is the request itself
+    parts = [DEMO_LABEL, "**Summary of this thread** (the demo model only counts; a real model writes it):"]
+    if not thread:
+        parts.append("The thread is empty: there is nothing to summarize yet.")
+    else:
+        authors = {_author(m) for m in thread}
+        first, newest = _plain(thread[0].get("content")), _plain(thread[-1].get("content"))
+        lines = [
+            f"- {len(thread)} message{'s' if len(thread) != 1 else ''} from {len(authors)} "
+            f"author{'s' if len(authors) != 1 else ''} reached the model",
+            f"- It starts with: “{first}”",
+        ]
+        if len(thread) > 1:
+            lines.append(f"- The newest: “{newest}”")
+        parts.append("\n".join(lines))
+    parts.append(ANSWER_END)
+    return "\n\n".join(parts) + "\n"
+
+
 def demo_answer(body: dict[str, Any]) -> str:
     """The demo model's Markdown answer to a chat completion request."""
     question = question_of(body)
+    if _SUMMARY_REQUEST.match(question):
+        return demo_summary(body)
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     earlier = max(0, len([m for m in messages if m.get("role") != "system"]) - 1)
     # Slack escapes &, < and > in what people type; show the question as they typed it.

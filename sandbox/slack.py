@@ -30,6 +30,7 @@ Nothing here polls or sleeps to wait: every served request (and every Socket Mod
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -95,6 +96,7 @@ _SCOPES: dict[str, str | None] = {
 UPDATE_TEXT_LIMIT = 4_000  # chat.update: longer text fails with msg_too_long
 POST_TEXT_TRUNCATE = 40_000  # chat.postMessage truncates longer text
 RESPONSE_URL_POSTS = 5  # a response_url accepts this many posts
+PAGE_LIMIT_MAX = 1_000  # conversations.replies/history: the most messages a page holds
 
 
 def sign_request(signing_secret: str, timestamp: int | str, body: str) -> str:
@@ -1240,10 +1242,15 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
 def _page(
     messages: list[Message], args: JSONDict, *, default_limit: int, to_api: Callable[[Message], JSONDict]
 ) -> JSONDict:
-    """One page of a conversations.* listing: ``limit`` and ``cursor`` (an offset here), and the
-    messages' metadata only when ``include_all_metadata`` asks for it, as Slack does."""
-    limit = int(args.get("limit") or default_limit)
-    offset = int(args.get("cursor") or 0)
+    """One page of a conversations.* listing, as Slack pages them: ``limit`` (at most ``PAGE_LIMIT_MAX``;
+    fewer is fine), an opaque ``cursor`` from the previous page's ``response_metadata.next_cursor``
+    (``invalid_cursor`` when it is not one), ``has_more``, and the messages' metadata only when
+    ``include_all_metadata`` asks for it."""
+    try:
+        limit = min(max(int(args.get("limit") or default_limit), 1), PAGE_LIMIT_MAX)
+    except (TypeError, ValueError):
+        raise _ApiError("invalid_limit") from None
+    offset = _cursor_offset(str(args.get("cursor") or ""))
     page = messages[offset : offset + limit]
     out = [to_api(m) for m in page]
     if _as_bool(args.get("include_all_metadata")):
@@ -1255,5 +1262,22 @@ def _page(
         "ok": True,
         "messages": out,
         "has_more": has_more,
-        "response_metadata": {"next_cursor": str(offset + limit) if has_more else ""},
+        "response_metadata": {"next_cursor": _cursor(offset + limit) if has_more else ""},
     }
+
+
+def _cursor(offset: int) -> str:
+    """An opaque cursor (Slack's look like base64 of ``next_ts:…``)."""
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, value = base64.b64decode(cursor, validate=True).decode().partition(":")
+        if kind == "offset" and value.isdigit():
+            return int(value)
+    except ValueError:
+        pass
+    raise _ApiError("invalid_cursor")

@@ -1,6 +1,7 @@
-"""Button presses as Slack delivers them: a ``block_actions`` interactivity payload built from the button
-as it is on the message (a ``button`` in an ``actions`` block or a section's accessory, a side of
-``feedback_buttons`` or an ``icon_button`` in a ``context_actions`` block).
+"""Button presses and message shortcuts as Slack delivers them: a ``block_actions`` interactivity
+payload built from the button as it is on the message (a ``button`` in an ``actions`` block or a
+section's accessory, a side of ``feedback_buttons`` or an ``icon_button`` in a ``context_actions``
+block), and a message shortcut's ``message_action`` payload (``shortcut_payload``).
 
 The fake Slack (``ActionsMixin``) and the sandbox's page both build their payloads here, so a test's
 click and a person's click reach the app in the same shape::
@@ -97,6 +98,8 @@ class ActionsMixin:
 
         def response_url(self, key: str = "r1") -> str: ...
 
+        def thread(self, channel: str, thread_ts: str, *, include_deleted: bool = False) -> list[Message]: ...
+
     def block_actions_payload(
         self,
         msg: Message,
@@ -136,6 +139,41 @@ class ActionsMixin:
         if msg.ephemeral_user is None:
             payload["message"] = msg.to_api()
         return payload
+
+    def shortcut_payload(
+        self,
+        channel: str,
+        ts: str,
+        *,
+        user: str = "U_ALICE",
+        callback_id: str = "summarize_thread",
+        channel_name: str | None = None,
+        response_url: str | None = None,
+    ) -> JSONDict:
+        """The ``message_action`` payload Slack posts when ``user`` picks the message shortcut
+        ``callback_id`` on the message ``ts`` (its response URL's key: ``last_action_response_key``).
+        The message is as ``conversations.replies`` shows it: a reply carries its ``thread_ts``, a
+        parent with replies its own ts as ``thread_ts`` and its ``reply_count``."""
+        msg = self._pressable(channel, ts)
+        if msg.ephemeral_user is not None:
+            raise ButtonNotFound(f"{channel}/{ts} is ephemeral: it has no message shortcuts")
+        if response_url is None:
+            key = f"act{next(self._key_counter)}"
+            self.last_action_response_key = key
+            response_url = self.response_url(key)
+        name = str(self.users.get(user, {}).get("name") or user.lower())
+        replies = 0 if msg.thread_ts is not None else len(self.thread(channel, msg.ts)) - 1
+        return {
+            "type": "message_action",
+            "callback_id": callback_id,
+            "trigger_id": f"{next(self._key_counter)}.{self.team_id}.{uuid.uuid4().hex}",
+            "action_ts": f"{time.time():.6f}",
+            "message_ts": msg.ts,
+            "response_url": response_url,
+            "message": msg.to_api(reply_count=replies or None),
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "channel": {"id": channel, "name": channel_name or channel.lower()},
+        }
 
     def _pressable(self, channel: str, ts: str) -> Message:
         msg = self.messages.get((channel, ts))

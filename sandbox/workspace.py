@@ -4,7 +4,8 @@ On one port it serves Slack's Web API and response URLs (the bot's ``SLACK_API_U
 page: ``GET /`` the HTML, ``GET /ui/stream`` a live feed (server-sent events: a snapshot, then every change
 of a message as JSON), ``GET /ui/state`` the snapshot, and the person's actions, ``POST /ui/post`` (a
 message), ``POST /ui/command`` (a slash command), ``POST /ui/action`` (a button press, feedback buttons
-included) and ``POST /ui/stop`` (Slack's Stop on a native stream). Those become signed deliveries to the
+included), ``POST /ui/stop`` (Slack's Stop on a native stream) and ``POST /ui/shortcut`` (a message
+shortcut: "Summarize thread"). Those become signed deliveries to the
 bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 
 - a message that mentions ``@Threadline`` in a channel the bot is in → ``app_mention``;
@@ -12,6 +13,7 @@ bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 - other channel messages → nothing (the app subscribes to ``app_mention`` and ``message.im`` only);
 - ``/ask …`` → a form-encoded slash command with a response URL served here;
 - a button → a ``block_actions`` interactivity payload with a response URL served here;
+- "Summarize thread" on a message's menu → a ``message_action`` payload with a response URL served here;
 - Stop on a streaming answer → Slack stops the stream and sends ``agent_session_stopped``.
 
 The feed carries native streams as they grow (``message.stream``: Markdown segments, task cards, state)
@@ -48,6 +50,7 @@ JSONDict = dict[str, Any]
 
 PAGE = Path(__file__).with_name("page.html")
 SLACKBOT = "USLACKBOT"
+SUMMARIZE_CALLBACK_ID = "summarize_thread"  # manifest.yml's message shortcut
 KEEPALIVE_SECONDS = 15.0
 MAX_CALLS_KEPT = 500  # the Web API call log is for tests; the sandbox runs for hours
 
@@ -147,6 +150,7 @@ class Workspace(FakeSlack):
         app.router.add_post("/ui/command", self._ui_command)
         app.router.add_post("/ui/action", self._ui_action)
         app.router.add_post("/ui/stop", self._ui_stop)
+        app.router.add_post("/ui/shortcut", self._ui_shortcut)
 
     async def stop(self) -> None:
         for queue in list(self._subscribers):
@@ -419,6 +423,30 @@ class Workspace(FakeSlack):
         self.deliveries.append(("action", payload))
         self._spawn(self._send_action(payload, channel.id, msg.thread_ts))
         return web.json_response({"ok": True})
+
+    async def _ui_shortcut(self, request: web.Request) -> web.StreamResponse:
+        """You pick a message shortcut on a message (``{"channel", "ts", "callback_id"?}``; default
+        "Summarize thread"): the bot gets a signed ``message_action`` payload with a response URL
+        whose posts show in the message's thread."""
+        data = await self._json_body(request)
+        channel = self.channel(str(data.get("channel", "")))
+        msg = self.messages.get((channel.id, str(data.get("ts", ""))))
+        if msg is None or msg.deleted or msg.ephemeral_user is not None:
+            raise web.HTTPNotFound(text="no such message")
+        key = f"act{next(self._action_keys)}"
+        thread_ts = msg.thread_ts or msg.ts
+        self._targets[key] = _ResponseTarget(channel=channel.id, thread_ts=thread_ts)
+        payload = self.shortcut_payload(
+            channel.id,
+            msg.ts,
+            user=self.user_id,
+            callback_id=str(data.get("callback_id") or SUMMARIZE_CALLBACK_ID),
+            channel_name="directmessage" if channel.kind == "im" else channel.name,
+            response_url=self.response_url(key),
+        )
+        self.deliveries.append(("shortcut", payload))
+        self._spawn(self._send_action(payload, channel.id, thread_ts))
+        return web.json_response({"ok": True, "thread_ts": thread_ts})
 
     async def _ui_stop(self, request: web.Request) -> web.StreamResponse:
         """You press Slack's Stop on a streaming answer (``{"channel", "thread_ts"}``): its streams stop and

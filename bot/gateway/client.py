@@ -40,6 +40,7 @@ from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, answer_pieces, mapped
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
+from bot.gateway.threads import ThreadReader
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class SlackGateway:
         pacing: Pacing | None = None,
         post_attempts: int = 3,
         retry_base_seconds: float = 1.0,
+        thread_page_size: int = 200,
+        thread_max_pages: int = 50,
     ) -> None:
         self._post_attempts = max(1, post_attempts)
         self._retry_base = retry_base_seconds
@@ -103,6 +106,7 @@ class SlackGateway:
             token=token, base_url=base_url, timeout=timeout, session=self._session
         )
         self.streams = NativeStreams(self)
+        self.threads = ThreadReader(self, page_size=thread_page_size, max_pages=thread_max_pages)
 
     async def close(self) -> None:
         await self._session.close()
@@ -347,29 +351,13 @@ class SlackGateway:
         )
 
     async def thread_messages(
-        self,
-        *,
-        channel: str,
-        thread_ts: str,
-        page_size: int = 200,
-        max_pages: int = 5,
-        metadata: bool = False,
+        self, *, channel: str, thread_ts: str, team_id: str = "", metadata: bool = False
     ) -> list[dict[str, Any]]:
-        """The messages of a thread (root first; with their ``metadata`` if asked). Slack pages
-        oldest first; the newest messages matter most, so a long thread is followed to its end (at
-        most ``max_pages`` calls: the method is rate limited, Tier 3 or 1 a minute)."""
-        messages: list[dict[str, Any]] = []
-        with mapped("conversations.replies"):
-            response = await self._aux_client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=page_size, include_all_metadata=metadata
-            )
-            pages = 0
-            async for page in response:  # slack_sdk follows the cursor to the next page
-                messages.extend(m for m in page.get("messages") or [] if isinstance(m, dict))
-                pages += 1
-                if pages >= max_pages:
-                    break
-        return messages
+        """The messages of a thread, root first, read to its newest (``bot.gateway.threads``)."""
+        read = await self.threads.read(
+            channel=channel, thread_ts=thread_ts, team_id=team_id, metadata=metadata
+        )
+        return read.messages
 
     async def respond(self, *, response_url: str, payload: dict[str, Any]) -> None:
         """Post to a slash command's ``response_url`` (at most 5 posts in 30 minutes)."""

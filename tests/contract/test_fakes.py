@@ -87,6 +87,52 @@ async def test_post_update_and_replies(slack: FakeSlack, client: AsyncWebClient)
     assert methods["conversations.replies"] == ("GET", "application/x-www-form-urlencoded", False)
 
 
+async def test_replies_page_as_slack_pages_them(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.add_user_message("C1", "root")
+    for i in range(2_500):
+        slack.add_user_message("C1", f"r{i}", thread_ts=parent.ts)
+    first = await client.conversations_replies(channel="C1", ts=parent.ts)
+    assert len(first["messages"]) == 1_000  # the default (and the most a page holds)
+    assert first["messages"][0]["text"] == "root" and first["messages"][0]["reply_count"] == 2_500
+    assert first["has_more"] is True and first["response_metadata"]["next_cursor"]
+    big = await client.conversations_replies(channel="C1", ts=parent.ts, limit=5_000)
+    assert len(big["messages"]) == 1_000
+    texts: list[str] = []
+    pages = 0
+    async for page in await client.conversations_replies(channel="C1", ts=parent.ts, limit=200):
+        pages += 1
+        texts += [m["text"] for m in page["messages"]]
+    assert pages == 13 and texts == ["root", *(f"r{i}" for i in range(2_500))]  # oldest first, each once
+    last = slack.calls_to("conversations.replies")[-1].response
+    assert last["has_more"] is False and last["response_metadata"]["next_cursor"] == ""
+    # A reply's ts reads the same thread; a cursor that is not one is refused.
+    by_reply = await client.conversations_replies(
+        channel="C1", ts=slack.thread("C1", parent.ts)[5].ts, limit=2
+    )
+    assert [m["text"] for m in by_reply["messages"]] == ["root", "r0"]
+    with pytest.raises(SlackApiError) as err:
+        await client.conversations_replies(channel="C1", ts=parent.ts, cursor="not-a-cursor")
+    assert err.value.response["error"] == "invalid_cursor"
+
+
+async def test_a_message_shortcut_payload_is_shaped_and_signed_as_slack_sends_it(slack: FakeSlack) -> None:
+    parent = slack.add_user_message("C1", "root", user="U_ALICE")
+    reply = slack.add_user_message("C1", "a reply", user="U_BOB", thread_ts=parent.ts)
+    on_reply = slack.shortcut_payload("C1", reply.ts, user="U_CAROL")
+    assert on_reply["type"] == "message_action" and on_reply["callback_id"] == "summarize_thread"
+    assert on_reply["trigger_id"] and on_reply["response_url"].endswith(
+        f"/response/{slack.last_action_response_key}"
+    )
+    assert on_reply["message"]["ts"] == reply.ts and on_reply["message"]["thread_ts"] == parent.ts
+    assert on_reply["message"]["user"] == "U_BOB" and on_reply["message"]["text"] == "a reply"
+    assert on_reply["message_ts"] == reply.ts
+    assert on_reply["channel"]["id"] == "C1" and on_reply["user"]["id"] == "U_CAROL"
+    on_root = slack.shortcut_payload("C1", parent.ts)
+    assert on_root["message"]["thread_ts"] == parent.ts and on_root["message"]["reply_count"] == 1
+    lone = slack.add_user_message("C1", "no replies")
+    assert "thread_ts" not in slack.shortcut_payload("C1", lone.ts)["message"]
+
+
 async def test_update_keeps_or_clears_blocks(slack: FakeSlack, client: AsyncWebClient) -> None:
     section = {"type": "section", "text": _plain("hi")}
     ts = (await client.chat_postMessage(channel="C1", text="hi", blocks=[section]))["ts"]
@@ -223,12 +269,29 @@ async def bolt_url(slack: FakeSlack) -> AsyncIterator[str]:
         await ack()
         await respond(text=f"asked: {command['text']}")
 
+    @app.shortcut("summarize_thread")
+    async def on_summarize(ack: Any, respond: Any, shortcut: dict[str, Any]) -> None:
+        await ack()
+        await respond(text=f"summarizing {shortcut['message']['ts']} for {shortcut['user']['id']}")
+
     runner = web.AppRunner(app.web_app(path="/slack/events"))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     yield f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
     await runner.cleanup()
+
+
+async def test_a_signed_message_shortcut_reaches_bolt(slack: FakeSlack, bolt_url: str) -> None:
+    message = slack.add_user_message("C1", "root")
+    payload = slack.shortcut_payload("C1", message.ts, user="U_CAROL")
+    assert (await slack.send_action(bolt_url, payload, signature="v0=bad"))[0] == 401
+    status, _ = await slack.send_action(bolt_url, payload)
+    assert status == 200
+    key = slack.last_action_response_key
+    assert key is not None
+    await slack.wait_for(lambda: bool(slack.responses_to(key)))
+    assert slack.responses_to(key)[0]["text"] == f"summarizing {message.ts} for U_CAROL"
 
 
 async def test_signed_event_reaches_bolt(slack: FakeSlack, bolt_url: str) -> None:

@@ -280,6 +280,30 @@ async def test_button_sends_a_signed_block_actions_payload(
     assert workspace.message("C0001", posted["ts"]).text == "Stopped"
 
 
+async def test_summarize_thread_sends_a_signed_message_action_payload(
+    workspace: Workspace, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    question = await ui(http, workspace, "/ui/post", channel="C0002", text="Lunch at noon?")
+    reply = await ui(http, workspace, "/ui/post", channel="C0002", text="Yes!", thread_ts=question["ts"])
+    shown = await ui(http, workspace, "/ui/shortcut", channel="C0002", ts=reply["ts"])
+    assert shown["thread_ts"] == question["ts"]  # the page opens the thread the summary goes into
+    (delivery,) = await receiver.wait(1)
+    assert_signed(workspace, delivery)
+    payload = json.loads(delivery.form()["payload"])
+    assert payload["type"] == "message_action" and payload["callback_id"] == "summarize_thread"
+    assert payload["user"]["id"] == "U0YOU" and payload["team"]["id"] == workspace.team_id
+    assert payload["channel"] == {"id": "C0002", "name": "random"} and payload["trigger_id"]
+    assert payload["message"]["ts"] == reply["ts"] and payload["message"]["thread_ts"] == question["ts"]
+    assert payload["message"]["text"] == "Yes!" and payload["message"]["user"] == "U0YOU"
+    # What the bot posts to the shortcut's response URL shows in that thread, to you alone.
+    async with http.post(payload["response_url"], json={"text": "Invite me first"}) as r:
+        assert r.status == 200
+    (note,) = [m for m in workspace.ephemerals(user="U0YOU") if m.text == "Invite me first"]
+    assert note.thread_ts == question["ts"]
+    async with http.post(f"{workspace.url}/ui/shortcut", json={"channel": "C0002", "ts": "1.0"}) as r:
+        assert r.status == 404
+
+
 async def test_unknown_button_and_bad_requests_are_refused(
     workspace: Workspace, http: aiohttp.ClientSession
 ) -> None:
@@ -424,6 +448,24 @@ def test_demo_model_long_answer_and_context() -> None:
     )
     assert "2 earlier turns" in follow_up and "“q2”" in follow_up
     assert LONG_ANSWER_END not in demo_answer({"messages": [{"role": "user", "content": "it belongs"}]})
+
+
+def test_demo_model_answers_a_summary_request_with_what_it_received() -> None:
+    request = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "<@U0YOU>: Lunch at noon?"},
+            {"role": "user", "content": "<@U0BOB>: Yes, &lt;noon&gt; works"},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "<@U0YOU>: Summarize this thread."},
+        ]
+    }
+    summary = demo_answer(request)
+    assert "Summary of this thread" in summary and "3 messages from 3 authors" in summary
+    assert "starts with: “Lunch at noon?”" in summary and "The newest: “Noted.”" in summary
+    assert "You asked" not in summary and summary.rstrip().endswith(ANSWER_END)
+    empty = demo_answer({"messages": [{"role": "user", "content": "<@U0YOU>: Summarize this thread."}]})
+    assert "nothing to summarize" in empty
 
 
 def test_configuration_choices() -> None:

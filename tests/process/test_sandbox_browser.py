@@ -322,6 +322,33 @@ def test_failing_model_shows_the_error_and_retry_answers(page: Page) -> None:
     assert "👀 1" in reactions_of(page, question)
 
 
+def test_summarize_thread_from_a_message_menu(page: Page) -> None:
+    page.locator("nav button", has_text="random").click()
+    send(page, "#composer", "Where should the team offsite be?")
+    topic = page.locator("#messages .msg", has_text="team offsite")
+    topic.hover()
+    topic.locator(".reply-btn").click()
+    send(page, "#thread-composer", "Lisbon, the flights are cheap")
+    # The shortcut is on the reply's menu too (in the thread): it summarizes the whole thread.
+    reply = page.locator("#thread-messages .msg", has_text="Lisbon")
+    reply.hover()
+    expect(reply.locator(".reply-btn")).to_be_hidden()
+    reply.locator(".shortcut-btn", has_text="Summarize thread").click()
+    summary = page.locator("#thread-messages .msg.bot", has_text="Summary of this thread")
+    expect(summary.locator(".body")).to_contain_text(ANSWER_END)
+    expect(summary.locator(".body")).to_contain_text("2 messages from 1 author")
+    expect(summary.locator(".body")).to_contain_text("Where should the team offsite be?")
+    assert states_of(page, summary)[0] == "Thinking…"  # answered like any question: placeholder first
+    # Where the bot is not a member, you are told privately how to invite it.
+    page.locator("nav button", has_text="lounge").click()
+    send(page, "#composer", "Anyone up for coffee?")
+    chatter = page.locator("#messages .msg", has_text="coffee")
+    chatter.hover()
+    chatter.locator(".shortcut-btn").click()
+    told = page.locator("#thread-messages .msg.bot.ephemeral")
+    expect(told).to_contain_text("/invite @Threadline")
+
+
 def test_quick_questions_wait_in_line(page: Page) -> None:
     # Last in the module: the answers it queues are still being written when the module ends (stopping
     # the sandbox hands them back).

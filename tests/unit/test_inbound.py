@@ -212,6 +212,9 @@ TEMPLATES: list[dict[str, Any]] = [
      "message": {"ts": "1.0", "blocks": []}, "container": {"channel_id": "C1", "message_ts": "1.0"},
      "actions": [{"action_id": "threadline_stop", "block_id": "b", "value": "r1"}]},
     {"type": "url_verification", "challenge": "c", "token": "t"},
+    {"type": "message_action", "callback_id": "summarize_thread", "trigger_id": "1.2.3", "team": {"id": "T1"},
+     "user": {"id": "U1"}, "channel": {"id": "C1"}, "message_ts": "1.0",
+     "message": {"ts": "1.0", "thread_ts": "0.5", "text": "hi"}, "response_url": "https://hooks.example/2"},
 ]  # fmt: skip
 WHERE = ["", "event", "event.message", "event.item", "actions.0", "authorizations.0", "message", "user"]
 DELETE = object()
@@ -255,6 +258,8 @@ MATCHERS = [
     builtins.command(re.compile(r".*")),
     builtins.action("threadline_stop"),
     builtins.action(re.compile(r".*")),
+    builtins.shortcut("summarize_thread"),
+    builtins.shortcut(re.compile(r".*")),
 ]
 PAYLOADS = [getattr(payload_utils, f"to_{name}") for name in ("event", "message", "command", "action", "view",
                                                                 "options", "shortcut", "step")]  # fmt: skip
