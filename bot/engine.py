@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from bot.access import Access
+from bot.attachments import Attachments
 from bot.controls import Controls
 from bot.feedback import Feedback
 from bot.gateway import SlackGateway
@@ -101,6 +102,7 @@ class Engine:
             reactions=self.reactions,
             replies=self.replies,
             store=store,
+            attachments=Attachments(settings=settings, downloads=gateway.files),
         )
 
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import logs
 from bot.access import Access
+from bot.attachments import Attachments, Gathered
 from bot.context import Prompt, Turn, build_prompt
 from bot.controls import Controls
 from bot.errors import SlackError, user_message
@@ -27,7 +28,6 @@ from bot.settings import Settings
 from bot.store.base import ConversationStore, StoreUnavailable
 from bot.texts import (
     CANNOT_POST_TEXT,
-    FILES_NOT_READ_NOTE,
     INVITE_HINT,
     LONG_QUESTION_NOTE,
     RESTARTED_TEXT,
@@ -65,8 +65,10 @@ class AnswerRunner:
         reactions: Reactions,
         replies: Replies,
         store: ConversationStore,
+        attachments: Attachments,
     ) -> None:
         self.settings = settings
+        self.attachments = attachments
         self.metrics = metrics
         self.placeholders = placeholders
         self.history = history
@@ -133,14 +135,17 @@ class AnswerRunner:
         job.via_response_url = owner == VIA_RESPONSE_URL
         if not job.via_response_url:
             job.placeholder_ts = owner
-        question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
+        # Files are downloaded here, in the worker: never before the ack.
+        files = await self.attachments.gather(request)
+        question = Turn(role="user", text=files.question(request.text), user=request.user, ts=request.ts)
         prompt = build_prompt(
             system_prompt=self.settings.system_prompt,
             history=await self.history.turns(job),
             question=question,
             budget_tokens=self.settings.context_tokens,
+            images=files.images,
         )
-        notes = self._notes(job, prompt)
+        notes = self._notes(files, prompt)
         try:
             await self.store.remember_request(request_id=request.id, data=request.to_dict())
         except StoreUnavailable:
@@ -172,10 +177,8 @@ class AnswerRunner:
             stats.final_text()  # the whole answer is in Slack
         return "ok"
 
-    def _notes(self, job: Job, prompt: Prompt) -> list[str]:
-        notes = []
-        if job.request.has_files:
-            notes.append(FILES_NOT_READ_NOTE)
+    def _notes(self, files: Gathered, prompt: Prompt) -> list[str]:
+        notes = list(files.notes)
         if prompt.question_truncated:
             notes.append(LONG_QUESTION_NOTE)
         return notes

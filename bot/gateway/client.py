@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, answer_pieces, mapped
+from bot.gateway.files import FileDownloads
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
 from bot.ratelimit.base import Priority
@@ -103,6 +104,8 @@ class SlackGateway:
             token=token, base_url=base_url, timeout=timeout, session=self._session
         )
         self.streams = NativeStreams(self)
+        # Files people share (url_private), over the same session.
+        self.files = FileDownloads(session=self._session, token=token, api_url=base_url)
 
     async def close(self) -> None:
         await self._session.close()
