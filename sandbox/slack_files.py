@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import mimetypes
+import struct
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -154,3 +156,22 @@ class FilesMixin:
         self.file_downloads.append(FileDownload(file_id, authorized, response.status))
         self._changed()
         return response
+
+
+def sample_png(width: int = 48, height: int = 32) -> bytes:
+    """A small PNG (a colour gradient), made here: the sandbox's built-in sample image and the tests'."""
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 160))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

@@ -96,16 +96,14 @@ class SlackGateway:
     ) -> None:
         self._post_attempts = max(1, post_attempts)
         self._retry_base = retry_base_seconds
-        # chat.postMessage is limited to about one message a second per channel (short bursts are
-        # tolerated): every post of a channel waits for a slot of its channel's budget first.
+        # chat.postMessage: about one message a second per channel (short bursts tolerated).
         self.pacing = pacing or Pacing({})
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self.client, self._once_client, self._aux_client = _web_clients(
             token=token, base_url=base_url, timeout=timeout, session=self._session
         )
         self.streams = NativeStreams(self)
-        # Files people share (url_private), over the same session.
-        self.files = FileDownloads(session=self._session, token=token, api_url=base_url)
+        self.files = FileDownloads(session=self._session, token=token, api_url=base_url)  # url_private
 
     async def close(self) -> None:
         await self._session.close()
