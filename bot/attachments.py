@@ -121,7 +121,7 @@ class Attachments:
                 outcome.failed.append(f.name)
                 return None
             return ImagePart(name=f.name, url=data_url(mimetype, got.data))
-        text = decode_text(got.data)
+        text = decode_text(got.data, cut=got.cut)
         if text is None:
             outcome.unreadable.append(f.name)  # binary after all
             return None

@@ -141,16 +141,16 @@ def looks_like_html(data: bytes) -> bool:
     return bool(_HTML_START.match(data[:512].lstrip(codecs.BOM_UTF8)))
 
 
-def decode_text(data: bytes) -> str | None:
-    """The text of a text file (UTF-8, a BOM dropped, a character cut by the size limit at the end
-    dropped; else Latin-1 when it has no control bytes); ``None`` for binary content."""
+def decode_text(data: bytes, *, cut: bool = False) -> str | None:
+    """The text of a text file: UTF-8 (a BOM dropped; when the download was ``cut`` at a size limit, a
+    character it split at the end dropped), else Latin-1 when that has no control bytes; ``None`` for
+    binary content."""
     if b"\x00" in data[:8192]:
         return None
-    for cut in range(4):  # a size limit may have cut the last character (at most 3 of its bytes)
-        try:
-            return data[: len(data) - cut].decode("utf-8-sig")
-        except UnicodeDecodeError:
-            continue
+    try:
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(data, final=not cut)
+    except UnicodeDecodeError:
+        pass
     text = data.decode("latin-1")
     return None if re.search(r"[\x01-\x08\x0e-\x1f\x7f]", text) else text
 
