@@ -76,13 +76,17 @@ class FileRef:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FileRef:
         size = data.get("size")
+        # Files Slack hides or does not host (a Google Drive link, a file deleted or beyond the plan's
+        # history) have no URL the bot may read: they are named in a note, not downloaded.
+        hosted = data.get("mode") not in ("external", "tombstone", "hidden_by_limit")
+        url = str(data.get("url_private_download") or data.get("url_private") or "") if hosted else ""
         return cls(
             id=str(data.get("id") or ""),
             name=str(data.get("name") or data.get("title") or data.get("id") or "file"),
             mimetype=str(data.get("mimetype") or "").lower(),
             filetype=str(data.get("filetype") or "").lower(),
             size=size if isinstance(size, int) and size >= 0 else 0,
-            url_private=str(data.get("url_private_download") or data.get("url_private") or ""),
+            url_private=url,
         )
 
     @property
@@ -124,6 +128,15 @@ def files_from_event(event: Mapping[str, Any]) -> tuple[FileRef, ...]:
     if not isinstance(files, list):
         return ()
     return tuple(FileRef.from_dict(f) for f in files if isinstance(f, dict))
+
+
+def shared_files_text(message: Mapping[str, Any]) -> str:
+    """Markers for the files of a message read back from Slack (``conversations.replies``): their
+    names only, so an earlier turn says what was shared without its content."""
+    markers = []
+    for f in files_from_event(message):
+        markers.append(image_marker(f.name) if f.kind == "image" else f"[file: {_one_line(f.name)}]")
+    return "\n".join(markers)
 
 
 def sniff_image(data: bytes) -> str | None:

@@ -17,7 +17,8 @@ HELP_TEXT = (
     "Reply in the thread to follow up: I remember the conversation of each thread."
 )
 ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
-FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
+# A message that shared files without describing them (or a job queued before files were read).
+FILES_NOT_READ_NOTE = "_(I couldn't read the attached files; answering the text of your message.)_"
 # Files sent with a question (bot/attachments.py): what could not be read, in plain words.
 IMAGES_NOT_SUPPORTED_NOTE = "_(This model can't read images, so I answered from the text only.)_"
 # A question too long for the model's budget: its beginning and its end were read (bot/context.py).

@@ -260,3 +260,15 @@ async def test_a_follow_up_keeps_the_image_as_a_marker_not_its_bytes(
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == "<@U_ALICE>: what is it?\n\n[image: chart.png]"
     assert all(isinstance(m["content"], str) for m in messages)  # no image sent again
+
+
+async def test_a_thread_read_from_slack_names_its_earlier_files(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    root = slack.add_user_message("C1", "our chart", files=[slack.add_file("chart.png", PNG)])
+    ts = await ask(slack, bot.url, "what did I share?", [], thread_ts=root.ts)
+    await answered(slack, ts)
+    messages = model.requests[-1]["messages"]
+    assert messages[1]["content"] == "<@U_ALICE>: our chart\n\n[image: chart.png]"
+    assert slack.file_downloads == []  # an earlier image is named, not downloaded again

@@ -27,6 +27,7 @@ from bot.files import (
     human_size,
     image_marker,
     looks_like_html,
+    shared_files_text,
     sniff_image,
 )
 from bot.gateway.files import FileDownloads
@@ -227,3 +228,19 @@ def test_the_token_goes_only_to_slacks_file_hosts() -> None:
     assert not files.allowed("https://files.slack.com.evil.example/a.png")
     assert not files.allowed("https://evil.example/?files.slack.com")
     assert not files.allowed("http://127.0.0.1:9999/files-pri/T1-F1/a.png")
+
+
+def test_files_slack_does_not_host_are_not_downloaded() -> None:
+    external = FileRef.from_dict(
+        {"id": "F1", "name": "Plan", "mode": "external", "url_private": "https://docs"}
+    )
+    tombstone = FileRef.from_dict(
+        {"id": "F2", "name": "x.png", "mode": "tombstone", "url_private": "https://f"}
+    )
+    assert external.url_private == "" and tombstone.url_private == ""
+
+
+def test_a_thread_read_from_slack_names_its_files() -> None:
+    message = {"text": "see", "files": [{"name": "a.png", "mimetype": "image/png"}, {"name": "r.pdf"}]}
+    assert shared_files_text(message) == "[image: a.png]\n[file: r.pdf]"
+    assert shared_files_text({"text": "no files"}) == ""
