@@ -85,6 +85,7 @@ as context
 - several questions at once in one channel: they wait in line, each showing its place
 - *flaky* in a question: the model fails once (HTTP 500), and the bot retries
 - *fail* or *broken*: every attempt fails (HTTP 503); the bot says so, with a Retry button that works
+- 📎 *sample image* or 📄 *sample file* in the composer: the bot sends it along, and I say what I got
 """
 
 _LONG = """\
