@@ -7,11 +7,13 @@ serves its bytes only with ``Authorization: Bearer <bot token>`` from a token th
 Otherwise it answers as Slack does, never 401: without the token (or with a wrong one) a 302 to the
 sign-in page (``login_page = "html"``: that page itself, HTTP 200 ``text/html``); with the token but
 without ``files:read``, the sign-in page with HTTP 200. Every download is recorded in
-``file_downloads``; ``fail_file(id, status)`` makes a file answer an HTTP error.
+``file_downloads``; ``fail_file(id, status)`` makes a file answer an HTTP error; ``latency["files"]``
+delays every download.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import mimetypes
 import struct
@@ -59,6 +61,7 @@ class FilesMixin:
         team_id: str
         team_domain: str
         scopes: list[str]
+        latency: dict[str, float]
 
         @property
         def url(self) -> str: ...
@@ -133,6 +136,9 @@ class FilesMixin:
         return self._sign_in_page()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        delay = self.latency.get("files", 0.0)  # a slow file server
+        if delay:
+            await asyncio.sleep(delay)
         key = request.match_info["key"]
         file_id = key.split("-", 1)[1] if key.startswith(f"{self.team_id}-") else ""
         authorized = request.headers.get("Authorization", "") == f"Bearer {self.bot_token}"

@@ -3,17 +3,18 @@
 Slack serves ``url_private`` only with ``Authorization: Bearer xoxb-…`` from a token with ``files:read``.
 Without it (or without the scope) Slack does not answer 401: it redirects to its sign-in page (302) or
 serves that page itself (HTTP 200, ``text/html``). So a download is taken as the file only when it is
-a 200 that is not HTML; redirects are not followed (the token must not travel to another address);
-the token goes only to Slack's own hosts (or the host of ``SLACK_API_URL``, a test's fake Slack); the
-body is read up to a limit, within a timeout, over the gateway's one HTTP session. The token and the
-URL are never logged.
+a 200 that is not HTML. The token goes only to Slack's own hosts (or the origin of ``SLACK_API_URL``, a
+test's fake Slack): a redirect is followed (at most ``MAX_REDIRECTS``) only to them, and one to the
+sign-in page ends as that page does. The body is read up to a limit, within a timeout, over the
+gateway's one HTTP session. The token and the URL are never logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import aiohttp
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 SLACK_FILE_DOMAINS = ("slack.com", "slack-gov.com", "slack-files.com")
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 3
 
 
 class DownloadFailed(Exception):
@@ -66,15 +68,25 @@ class FileDownloads:
     ) -> Downloaded:
         """The file's bytes: at most ``max_bytes``, else ``DownloadFailed("too_large")``, or with
         ``keep_beginning`` its first ``max_bytes`` (``cut``)."""
-        if not self.allowed(url):
-            raise DownloadFailed("refused", "not a Slack file address")
-        headers = {"Authorization": f"Bearer {self._token}"}
         try:
-            async with self._session.get(
-                url, headers=headers, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                if 300 <= resp.status < 400:
-                    raise DownloadFailed("not_the_file", f"HTTP {resp.status} redirect (to a sign-in page?)")
+            async with asyncio.timeout(timeout):
+                return await self._download(url, max_bytes=max_bytes, keep_beginning=keep_beginning)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise DownloadFailed("failed", type(err).__name__) from None
+
+    async def _download(self, url: str, *, max_bytes: int, keep_beginning: bool) -> Downloaded:
+        headers = {"Authorization": f"Bearer {self._token}"}
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self.allowed(url):
+                raise DownloadFailed("refused", "not a Slack file address")
+            # Not the session's own total: the caller's deadline (asyncio.timeout) bounds the download.
+            get = self._session.get(
+                url, headers=headers, allow_redirects=False, timeout=aiohttp.ClientTimeout()
+            )
+            async with get as resp:
+                if 300 <= resp.status < 400 and resp.headers.get("Location"):
+                    url = urljoin(url, resp.headers["Location"])
+                    continue
                 if resp.status != 200:
                     raise DownloadFailed("failed", f"HTTP {resp.status}")
                 declared = resp.content_length
@@ -91,10 +103,8 @@ class FileDownloads:
                         del data[max_bytes:]
                         cut = True
                         break
-        except (aiohttp.ClientError, TimeoutError) as err:
-            raise DownloadFailed("failed", type(err).__name__) from None
-        if content_type == "text/html" or looks_like_html(bytes(data[:512])):
-            # A file that is itself HTML is not read either (its kind is "text" only by extension):
-            # Slack's sign-in page looks the same.
-            raise DownloadFailed("not_the_file", "an HTML page (Slack's sign-in page: no files:read scope?)")
-        return Downloaded(bytes(data), content_type, cut)
+            if content_type == "text/html" or looks_like_html(bytes(data[:512])):
+                # Slack's sign-in page: the token lacks files:read (or is not this workspace's).
+                raise DownloadFailed("not_the_file", "an HTML page (Slack's sign-in page: no files:read?)")
+            return Downloaded(bytes(data), content_type, cut)
+        raise DownloadFailed("not_the_file", "too many redirects")
