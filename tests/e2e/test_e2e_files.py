@@ -7,9 +7,11 @@ scope), and answers as Slack does otherwise: a redirect to its sign-in page, or 
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot.texts import (
     IMAGES_NOT_SUPPORTED_NOTE,
@@ -111,7 +113,7 @@ async def test_the_fake_serves_files_only_with_the_bot_token(slack: FakeSlack) -
 
 
 async def test_slacks_sign_in_page_is_not_sent_to_the_model(
-    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Without files:read Slack answers the bot token with its sign-in page (HTTP 200, text/html).
     slack.scopes.remove("files:read")
@@ -119,8 +121,12 @@ async def test_slacks_sign_in_page_is_not_sent_to_the_model(
     model.script(Reply.text("Answered from the text."))
     image = slack.add_file("chart.png", PNG)
     notes = slack.add_file("notes.txt", b"some notes")
-    ts = await ask(slack, bot.url, "look", [image, notes])
-    text = await answered(slack, ts)
+    with caplog.at_level(logging.INFO):
+        ts = await ask(slack, bot.url, "look", [image, notes])
+        text = await answered(slack, ts)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "sign-in page" in logged and image["id"] in logged  # told to the operator, by file id
+    assert slack.bot_token not in logged and image["url_private"] not in logged
     assert "Answered from the text." in text
     assert files_not_downloaded_note(["chart.png", "notes.txt"]) in text
     content = question_content(model)
@@ -165,10 +171,11 @@ async def test_an_image_larger_than_slack_said_is_cut_off_by_the_download_limit(
     assert not image_urls(question_content(model))
 
 
+@pytest.mark.parametrize("transport", ["edit", "native"])
 async def test_a_model_that_refuses_images_answers_the_text_and_says_so(
-    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, transport: str
 ) -> None:
-    bot = await start_bot()
+    bot = await start_bot(BOT_TRANSPORT=transport)
     model.reject_images = IMAGE_REFUSALS["openai"]
     model.script(Reply.text("From the words alone: hello."))
     ts = await ask(slack, bot.url, "what does it say?", [slack.add_file("sign.png", PNG)])
@@ -233,10 +240,11 @@ async def test_a_kind_the_bot_cannot_read_gets_the_note_and_no_download(
     assert slack.file_downloads == []
 
 
+@pytest.mark.parametrize("transport", ["edit", "native"])
 async def test_a_failed_download_is_told_and_the_question_answered(
-    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot, transport: str
 ) -> None:
-    bot = await start_bot()
+    bot = await start_bot(BOT_TRANSPORT=transport)
     model.script(Reply.text("Answered without it."))
     image = slack.add_file("gone.png", PNG)
     slack.fail_file(image["id"], 500)
@@ -244,6 +252,7 @@ async def test_a_failed_download_is_told_and_the_question_answered(
     text = await answered(slack, ts)
     assert files_not_downloaded_note(["gone.png"]) in text and "Answered without it." in text
     assert "white_check_mark" in slack.message("C1", ts).reactions
+    assert bool(slack.calls_to("chat.startStream")) == (transport == "native")
 
 
 async def test_a_follow_up_keeps_the_image_as_a_marker_not_its_bytes(
