@@ -17,7 +17,7 @@ from bot.context import (
     estimate_tokens,
     message_tokens,
 )
-from bot.errors import ImagesNotSupported, ModelBadRequest, ModelNotFound
+from bot.errors import ConfigErrors, ImagesNotSupported, ModelBadRequest, ModelNotFound
 from bot.files import (
     FileRef,
     data_url,
@@ -34,6 +34,7 @@ from bot.gateway.files import FileDownloads
 from bot.jobs import Job, Request, Source
 from bot.model.errors import from_server
 from bot.payloads import request_from_event
+from bot.settings import Settings
 from sandbox.fake_openai import IMAGE_REFUSALS
 from sandbox.slack_files import sample_png
 
@@ -244,3 +245,26 @@ def test_a_thread_read_from_slack_names_its_files() -> None:
     message = {"text": "see", "files": [{"name": "a.png", "mimetype": "image/png"}, {"name": "r.pdf"}]}
     assert shared_files_text(message) == "[image: a.png]\n[file: r.pdf]"
     assert shared_files_text({"text": "no files"}) == ""
+
+
+def test_file_settings_have_defaults_and_bounds() -> None:
+    base = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "secret", "OPENAI_API_KEY": "sk-test"}
+    s = Settings.from_env(base)
+    assert (s.max_images, s.max_image_bytes, s.max_file_chars, s.file_timeout_seconds) == (
+        4,
+        5_000_000,
+        20_000,
+        15,
+    )
+    assert Settings.from_env({**base, "BOT_MAX_IMAGES": "0"}).max_images == 0  # images off
+    bad = {
+        "BOT_MAX_IMAGES": "21",
+        "BOT_MAX_IMAGE_BYTES": "30000000",
+        "BOT_MAX_FILE_CHARS": "5",
+        "BOT_FILE_TIMEOUT_SECONDS": "0",
+    }
+    with pytest.raises(ConfigErrors) as raised:
+        Settings.from_env({**base, **bad})
+    problems = {e.variable: e.problem for e in raised.value.errors}
+    assert set(problems) == set(bad)  # every one named, at once
+    assert "20 MB" in problems["BOT_MAX_IMAGE_BYTES"]
