@@ -20,8 +20,13 @@ from typing import Any, Literal
 FileKind = Literal["image", "text", "other"]
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-IMAGE_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif"}
-IMAGE_EXTENSIONS["webp"] = "image/webp"
+IMAGE_EXTENSIONS = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
 
 # Mimetypes beyond text/* that are text; Slack's ``filetype`` names and file extensions of text files.
 TEXT_MIMETYPES = frozenset(
