@@ -64,6 +64,7 @@ MANIFEST_BOT_SCOPES = (
     "reactions:write",
     "reactions:read",
     "users:read",
+    "files:read",
 )
 USAGE = "usage: python -m bot check [--manifest PATH]"
 OPENAI_HOST = "api.openai.com"

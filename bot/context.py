@@ -4,14 +4,20 @@ The system prompt is always kept; the newest turns are kept first; a turn that w
 budget ends the history (older turns are dropped, never cut in the middle). The current question is
 always sent; when it alone exceeds the budget its middle is left out, marked, and its beginning and
 its end are kept (a pasted log usually ends with the question about it).
+
+Images sent with the question go with it as image parts (``ImagePart``: a data URL), each estimated at
+``IMAGE_TOKENS``. Stored turns keep no image bytes: an earlier image is a marker in its turn's text
+(``[image: name]``, bot/files.py), so earlier images are not sent again and cost their marker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
+Message = dict[str, Any]  # a Chat Completions message: its content a string, or a list of parts
 
 # A cheap, conservative token estimate: about 4 characters a token for English, plus overhead per
 # message. Exactness does not matter; the budget is a guard against sending a huge history.
@@ -20,6 +26,10 @@ _MESSAGE_OVERHEAD_TOKENS = 4
 _OMITTED = "\n\n[… {} characters omitted …]\n\n"
 # A cut is moved back (or forward) to a line break, else a space, within this many characters.
 _SNAP_CHARS = 200
+# What one image part is estimated to cost. Providers count images by size and detail: OpenAI 85 tokens
+# at low detail, 765 for a 1024×1024 image at high detail, more for larger ones; others are similar.
+# A fixed, slightly high figure keeps the budget a guard without decoding the image.
+IMAGE_TOKENS = 800
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,23 +58,70 @@ def estimate_tokens(text: str) -> int:
     return _MESSAGE_OVERHEAD_TOKENS + (len(text) + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
 
 
+def message_tokens(message: Mapping[str, Any]) -> int:
+    """A message's estimated cost: its text like ``estimate_tokens``, each image part ``IMAGE_TOKENS``."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return estimate_tokens(str(content or ""))
+    tokens = _MESSAGE_OVERHEAD_TOKENS
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") == "image_url":
+            tokens += IMAGE_TOKENS
+        elif isinstance(part, Mapping):
+            tokens += estimate_tokens(str(part.get("text") or "")) - _MESSAGE_OVERHEAD_TOKENS
+    return tokens
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image sent with the question: its file name and a ``data:`` URL of its bytes."""
+
+    name: str
+    url: str
+
+    def part(self) -> dict[str, Any]:
+        return {"type": "image_url", "image_url": {"url": self.url}}
+
+
 @dataclass(frozen=True)
 class Prompt:
-    messages: list[dict[str, str]]
+    messages: list[Message]
     dropped_turns: int
     question_truncated: bool
+    images: int = 0  # image parts in the question
+
+    def without_images(self) -> Prompt | None:
+        """The same prompt with the question's image parts left out (its text, with the images'
+        markers, stays); ``None`` when it has none. For a model that refuses images."""
+        if not self.images:
+            return None
+        question = dict(self.messages[-1])
+        parts = question["content"] if isinstance(question["content"], list) else []
+        question["content"] = "".join(
+            str(p.get("text") or "") for p in parts if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+        return Prompt([*self.messages[:-1], question], self.dropped_turns, self.question_truncated)
 
 
-def build_prompt(*, system_prompt: str, history: list[Turn], question: Turn, budget_tokens: int) -> Prompt:
+def build_prompt(
+    *,
+    system_prompt: str,
+    history: list[Turn],
+    question: Turn,
+    budget_tokens: int,
+    images: Sequence[ImagePart] = (),
+) -> Prompt:
     """Chat Completions messages: system prompt, as many of the newest ``history`` turns as fit, then
-    ``question``. Drops the oldest turns first; leaves out the middle of ``question`` only if it alone
-    does not fit (``question_truncated``; tell the asker with ``LONG_QUESTION_NOTE``)."""
-    remaining = budget_tokens - estimate_tokens(system_prompt)
+    ``question`` (with ``images`` as image parts after its text). Drops the oldest turns first; leaves
+    out the middle of ``question`` only if it alone does not fit (``question_truncated``; tell the
+    asker with ``LONG_QUESTION_NOTE``). The images always go: their number is bounded by settings."""
+    remaining = budget_tokens - estimate_tokens(system_prompt) - IMAGE_TOKENS * len(images)
     question_text = question.content()
     truncated = False
     cost = estimate_tokens(question_text)
     if cost > remaining:
-        question_text = elide_middle(question_text, (remaining - _MESSAGE_OVERHEAD_TOKENS) * _CHARS_PER_TOKEN)
+        room = max(0, remaining - _MESSAGE_OVERHEAD_TOKENS) * _CHARS_PER_TOKEN
+        question_text = elide_middle(question_text, room)
         truncated = True
         cost = estimate_tokens(question_text)
     remaining -= cost
@@ -76,10 +133,13 @@ def build_prompt(*, system_prompt: str, history: list[Turn], question: Turn, bud
         kept.append(turn)
         remaining -= turn_cost
     kept.reverse()
-    messages = [{"role": "system", "content": system_prompt}]
+    messages: list[Message] = [{"role": "system", "content": system_prompt}]
     messages += [{"role": t.role, "content": t.content()} for t in kept]
-    messages.append({"role": "user", "content": question_text})
-    return Prompt(messages, len(history) - len(kept), truncated)
+    content: str | list[dict[str, Any]] = question_text
+    if images:
+        content = [{"type": "text", "text": question_text}, *(image.part() for image in images)]
+    messages.append({"role": "user", "content": content})
+    return Prompt(messages, len(history) - len(kept), truncated, len(images))
 
 
 def elide_middle(text: str, max_chars: int) -> str:
@@ -121,4 +181,4 @@ def drop_oldest(prompt: Prompt, fraction: float = 0.5) -> Prompt | None:
         return None
     drop = max(1, int(len(history) * fraction))
     messages = [prompt.messages[0], *history[drop:], prompt.messages[-1]]
-    return Prompt(messages, prompt.dropped_turns + drop, prompt.question_truncated)
+    return Prompt(messages, prompt.dropped_turns + drop, prompt.question_truncated, prompt.images)

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from bot.access import Access
+from bot.attachments import Attachments
 from bot.controls import Controls
 from bot.feedback import Feedback
 from bot.gateway import SlackGateway
@@ -103,6 +104,7 @@ class Engine:
             replies=self.replies,
             store=store,
             summaries=Summaries(settings=settings, gateway=gateway, store=store, bot_user_id=bot_user_id),
+            attachments=Attachments(settings=settings, downloads=gateway.files),
         )
 
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------

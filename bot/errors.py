@@ -19,7 +19,8 @@
     │   ├── ContentFiltered      the provider's filter refused or cut the answer
     │   ├── MalformedReply       a reply that is not what the API promises (a garbage ``data:`` line)
     │   ├── ModelBadRequest      any other 4xx                                        (admin)
-    │   │   └── ModelEndpointNotFound  404 without a model named: OPENAI_BASE_URL is wrong (admin)
+    │   │   ├── ModelEndpointNotFound  404 without a model named: OPENAI_BASE_URL is wrong (admin)
+    │   │   └── ImagesNotSupported     the model takes no image input (asked again without them)
     │   ├── EmptyAnswer          the model finished without writing anything
     │   └── ModelTimeout         first token (retryable), idle gap or whole answer took too long
     └── SlackError               Slack refused a call we cannot do without
@@ -165,6 +166,11 @@ class ModelEndpointNotFound(ModelBadRequest):
     pass
 
 
+class ImagesNotSupported(ModelBadRequest):
+    """The model refused the request's image parts (a text-only model): the caller asks again
+    without them and says so."""
+
+
 class EmptyAnswer(ModelError):
     """The stream ended normally but carried no text (nothing to show but a placeholder)."""
 
@@ -240,6 +246,7 @@ _USER_MESSAGES: tuple[tuple[type[BaseException], str], ...] = (
     (ContentFiltered, "The model's content filter stopped this answer."),
     (MalformedReply, "The model server sent a reply I couldn't read. Please try again later."),
     (ModelTimeout, "Stopped: the model took too long."),
+    (ImagesNotSupported, "This model can't read images. Please ask in words."),
     (ModelBadRequest, "The model server refused the request."),
     (EmptyAnswer, "The model finished without writing anything. Please try again or rephrase."),
 )

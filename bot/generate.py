@@ -1,7 +1,7 @@
 """One answer from the model into a view: the events of ``ModelClient.answer`` (retries are the model
 seam's, ``bot.model.retry``) shown as they come — a retried stream replaces the partial text and shows
-"retrying, 2 of 3…" — plus the context-length trim, the whole-answer timeout, and the error → note
-mapping (``bot.errors``)."""
+"retrying, 2 of 3…" — plus the context-length trim, the text-only retry for a model that refuses
+images, the whole-answer timeout, and the error → note mapping (``bot.errors``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.errors import (
     TRUNCATED_NOTE,
     ContextTooLong,
     EmptyAnswer,
+    ImagesNotSupported,
     ModelError,
     ModelTimeout,
     user_message,
@@ -22,7 +23,7 @@ from bot.jobs import Request
 from bot.metrics import AnswerStats, Metrics
 from bot.model.base import Delta, Finished, ModelClient, Retrying
 from bot.settings import Settings
-from bot.texts import WARNING_PREFIX, retrying_status
+from bot.texts import IMAGES_NOT_SUPPORTED_NOTE, WARNING_PREFIX, retrying_status
 from bot.view.base import AnswerView
 
 logger = logging.getLogger(__name__)
@@ -48,41 +49,65 @@ class Generator:
         self, prompt: Prompt, view: AnswerView, request: Request, stats: AnswerStats | None
     ) -> Generated:
         """Stream the answer into ``view``."""
+        notes: list[str] = []  # said before any error or truncation note
+
+        def ended(note: str | None = None, **outcome: bool) -> Generated:
+            text = "\n\n".join([*notes, note] if note else notes)
+            return Generated(text or None, **outcome)
+
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
-                try:
-                    finish = await self._answer(prompt, view, stats)
-                except ContextTooLong:
-                    shorter = drop_oldest(prompt)
-                    if shorter is None:
-                        raise
-                    logger.info(
-                        "context too long (request %s): retrying with %d fewer turns",
-                        request.id,
-                        shorter.dropped_turns - prompt.dropped_turns,
-                    )
-                    view.replace("")
-                    finish = await self._answer(shorter, view, stats)
+                finish = await self._adapting(prompt, view, request, stats, notes)
                 if not view.text.strip():
                     raise EmptyAnswer()  # else the final edit would show the placeholder forever
         except TimeoutError as err:
             self.metrics.model_error(err)
             timeout = ModelTimeout("answer", self.settings.timeout_seconds)
-            return Generated(WARNING_PREFIX + user_message(timeout, request.id), failed=True)
+            return ended(WARNING_PREFIX + user_message(timeout, request.id), failed=True)
         except ModelError as err:
             self.metrics.model_error(err)
             logger.warning("model error (request %s): %s", request.id, err)
-            return Generated(
+            return ended(
                 WARNING_PREFIX + user_message(err, request.id), failed=True, retry_helps=err.fixable_by_retry
             )
         except Exception as err:
             logger.exception("internal error (request %s)", request.id)
-            return Generated(WARNING_PREFIX + user_message(err, request.id), failed=True)
+            return ended(WARNING_PREFIX + user_message(err, request.id), failed=True)
         if finish == "length":
             self.metrics.answer_truncated()
             logger.warning("request %s: the answer was cut off at the length limit", request.id)
-            return Generated(WARNING_PREFIX + TRUNCATED_NOTE)
-        return Generated()
+            return ended(WARNING_PREFIX + TRUNCATED_NOTE)
+        return ended()
+
+    async def _adapting(
+        self, prompt: Prompt, view: AnswerView, request: Request, stats: AnswerStats | None, notes: list[str]
+    ) -> str | None:
+        """One answer; asked once more without the images when the model takes none (``notes`` says
+        so), and once more without the oldest turns when the context is too long."""
+        trimmed = text_only = False
+        while True:
+            try:
+                return await self._answer(prompt, view, stats)
+            except ImagesNotSupported:
+                without = None if text_only else prompt.without_images()
+                if without is None:
+                    raise
+                logger.info("the model refuses images (request %s): asking with the text only", request.id)
+                text_only = True
+                notes.append(IMAGES_NOT_SUPPORTED_NOTE)
+                prompt = without
+            except ContextTooLong:
+                shorter = None if trimmed else drop_oldest(prompt)
+                if shorter is None:
+                    raise
+                logger.info(
+                    "context too long (request %s): retrying with %d fewer turns",
+                    request.id,
+                    shorter.dropped_turns - prompt.dropped_turns,
+                )
+                trimmed = True
+                prompt = shorter
+            view.replace("")
 
     async def _answer(self, prompt: Prompt, view: AnswerView, stats: AnswerStats | None) -> str | None:
         """One model call (its retries included); returns the server's finish reason."""

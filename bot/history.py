@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.context import Turn
 from bot.errors import SlackError
+from bot.files import shared_files_text
 from bot.gateway import SlackGateway
 from bot.jobs import Job, Source
 from bot.payloads import is_from_bot, strip_bot_mention
@@ -72,7 +73,7 @@ class History:
             ts = str(message.get("ts", ""))
             if ts in skip or float(ts or 0) >= float(before):
                 continue
-            text = str(message.get("text") or "")
+            text = "\n\n".join(t for t in (str(message.get("text") or ""), shared_files_text(message)) if t)
             if message.get("user") == self.bot_user_id and self.bot_user_id is not None:
                 turns.append(Turn(role="assistant", text=text, ts=ts))
             elif not is_from_bot(message, None) and message.get("user"):

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from bot.files import FileRef
+
 
 class Source(str, Enum):
     MENTION = "mention"
@@ -52,8 +54,14 @@ class Request:
     thread_ts: str | None = None
     response_url: str | None = None
     has_files: bool = False
+    files: tuple[FileRef, ...] = ()  # what Slack said about them; read by the worker (bot.attachments)
     event_id: str | None = None
     id: str = field(default_factory=new_request_id)
+
+    @property
+    def asks(self) -> bool:
+        """Something to answer: text, or files sent with it (an image alone is a question too)."""
+        return bool(self.text or self.files)
 
     @property
     def queue_key(self) -> str:
@@ -63,11 +71,13 @@ class Request:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["source"] = self.source.value
+        data["files"] = [f.to_dict() for f in self.files]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Request:
-        return cls(**{**data, "source": Source(data["source"])})
+        files = tuple(FileRef.from_dict(f) for f in data.get("files") or () if isinstance(f, dict))
+        return cls(**{**data, "source": Source(data["source"]), "files": files})
 
 
 @dataclass(kw_only=True)

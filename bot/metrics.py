@@ -41,7 +41,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bot.context import estimate_tokens
+from bot.context import Message, message_tokens
 from bot.errors import (
     ContentFiltered,
     ContextTooLong,
@@ -252,9 +252,7 @@ class AnswerStats:
             self.first_token_at = time.time()
             self.metrics.first_token(self.first_token_at - self.origin)
 
-    def usage(
-        self, usage: dict[str, int] | None, messages: list[dict[str, str]], produced_chars: int
-    ) -> None:
+    def usage(self, usage: dict[str, int] | None, messages: list[Message], produced_chars: int) -> None:
         """One model call's tokens: the server's ``usage`` when it sent one, else an estimate."""
         if usage is not None:
             prompt = int(usage.get("prompt_tokens") or 0)
@@ -263,7 +261,7 @@ class AnswerStats:
             return  # nothing came back (the call failed before answering): nothing to count
         else:
             self.estimated = True
-            prompt = sum(estimate_tokens(m.get("content", "")) for m in messages)
+            prompt = sum(message_tokens(m) for m in messages)
             completion = (produced_chars + 3) // 4
         self.prompt_tokens += prompt
         self.completion_tokens += completion

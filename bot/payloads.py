@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.files import files_from_event
 from bot.jobs import Request, Source
 
 # Subtypes of a `message` event that are still a person writing to us.
@@ -122,6 +123,7 @@ def request_from_event(
         ts=ts,
         thread_ts=thread[0] if thread else ts,
         has_files=has_files(event),
+        files=files_from_event(event),
         event_id=event_id,
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import logs
 from bot.access import Access
+from bot.attachments import Attachments, Gathered
 from bot.context import Prompt, Turn, build_prompt
 from bot.controls import Controls
 from bot.errors import SlackError, user_message
@@ -28,7 +29,6 @@ from bot.store.base import ConversationStore, StoreUnavailable
 from bot.summary import Summaries, ThreadUnreadable
 from bot.texts import (
     CANNOT_POST_TEXT,
-    FILES_NOT_READ_NOTE,
     INVITE_HINT,
     LONG_QUESTION_NOTE,
     RESTARTED_TEXT,
@@ -69,8 +69,10 @@ class AnswerRunner:
         replies: Replies,
         store: ConversationStore,
         summaries: Summaries,
+        attachments: Attachments,
     ) -> None:
         self.settings = settings
+        self.attachments = attachments
         self.metrics = metrics
         self.placeholders = placeholders
         self.history = history
@@ -150,13 +152,17 @@ class AnswerRunner:
                 self.reactions.done(request, failed=True)
                 return "failed"
         else:
+            # Files are downloaded here, in the worker: never before the ack.
+            files = await self.attachments.gather(request)
+            question = Turn(role="user", text=files.question(request.text), user=request.user, ts=request.ts)
             prompt = build_prompt(
                 system_prompt=self.settings.system_prompt,
                 history=await self.history.turns(job),
                 question=question,
                 budget_tokens=self.settings.context_tokens,
+                images=files.images,
             )
-            notes = self._notes(job, prompt)
+            notes = self._notes(files, prompt)
         try:
             await self.store.remember_request(request_id=request.id, data=request.to_dict())
         except StoreUnavailable:
@@ -190,10 +196,8 @@ class AnswerRunner:
             stats.final_text()  # the whole answer is in Slack
         return "ok"
 
-    def _notes(self, job: Job, prompt: Prompt) -> list[str]:
-        notes = []
-        if job.request.has_files:
-            notes.append(FILES_NOT_READ_NOTE)
+    def _notes(self, files: Gathered, prompt: Prompt) -> list[str]:
+        notes = list(files.notes)
         if prompt.question_truncated:
             notes.append(LONG_QUESTION_NOTE)
         return notes

@@ -61,6 +61,7 @@ def environment(dotenv: Path | None = Path(".env")) -> dict[str, str]:
 SLACK_50 = " (Slack allows about 50 a minute)"
 SLACK_20 = " (Slack allows 20 a minute)"
 STREAM_TEXT_LIMIT = 12_000  # Markdown characters Slack keeps in one streamed message
+MAX_IMAGE_BYTES = 20_000_000  # OpenAI's limit for one image
 
 
 def _rollover_chars(r: EnvReader) -> int:
@@ -137,6 +138,11 @@ class Settings:
     stream_append_interval_seconds: float = 1.0  # per stream, at least this long between appends
     stream_rollover_chars: int = 11_000  # a streamed message holds about 12,000 characters
     stream_rollover_seconds: float = 240.0  # Slack ends a stream about 5 minutes after its start
+    # Files sent with a question (bot.attachments): images to the model, text files into the prompt.
+    max_images: int = 4  # images per question (0: none are sent)
+    max_image_bytes: int = 5_000_000
+    max_file_chars: int = 20_000  # characters read of one text file
+    file_timeout_seconds: float = 15.0  # one download from Slack
 
     @property
     def socket_mode(self) -> bool:
@@ -287,6 +293,16 @@ class Settings:
             stream_append_interval_seconds=r.number("BOT_STREAM_APPEND_INTERVAL_SECONDS", 1.0),
             stream_rollover_chars=_rollover_chars(r),
             stream_rollover_seconds=r.number("BOT_STREAM_ROLLOVER_SECONDS", 240.0),
+            max_images=r.integer("BOT_MAX_IMAGES", 4, minimum=0, maximum=20),
+            max_image_bytes=r.integer(
+                "BOT_MAX_IMAGE_BYTES",
+                5_000_000,
+                minimum=1_000,
+                maximum=MAX_IMAGE_BYTES,
+                why=" (model servers refuse larger images: OpenAI's limit is 20 MB)",
+            ),
+            max_file_chars=r.integer("BOT_MAX_FILE_CHARS", 20_000, minimum=100, maximum=1_000_000),
+            file_timeout_seconds=r.number("BOT_FILE_TIMEOUT_SECONDS", 15.0),
         )
         if r.errors:
             raise ConfigErrors(r.errors)

@@ -17,7 +17,10 @@ HELP_TEXT = (
     "Reply in the thread to follow up: I remember the conversation of each thread."
 )
 ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bucket?`"
-FILES_NOT_READ_NOTE = "_(I can't read attached files yet; answering the text of your message.)_"
+# A message that shared files without describing them (or a job queued before files were read).
+FILES_NOT_READ_NOTE = "_(I couldn't read the attached files; answering the text of your message.)_"
+# Files sent with a question (bot/attachments.py): what could not be read, in plain words.
+IMAGES_NOT_SUPPORTED_NOTE = "_(This model can't read images, so I answered from the text only.)_"
 # A question too long for the model's budget: its beginning and its end were read (bot/context.py).
 LONG_QUESTION_NOTE = (
     "_(Your message was very long; I read its beginning and its end and skipped the middle.)_"
@@ -50,6 +53,35 @@ THREAD_UNREADABLE_TEXT = (
 )
 RETRY_TOO_OLD = "That question is too old to retry. Please ask it again."
 RETRIED_PLACEHOLDER = "_(retried)_"
+
+
+def _names(names: list[str]) -> str:
+    quoted = ["`" + escape(name.replace("`", "'")) + "`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def files_unreadable_note(names: list[str]) -> str:
+    """Files of a kind the bot does not read (not an image, not text)."""
+    it = "this kind of file" if len(names) == 1 else "these kinds of file"
+    return f"_(I can't read {it}: {_names(names)}; I answered the text of your message.)_"
+
+
+def images_skipped_note(names: list[str], limit: int) -> str:
+    most = "no images" if limit == 0 else f"at most {limit} image{'s' if limit != 1 else ''}"
+    return f"_(I can look at {most} per message, so I skipped {_names(names)}.)_"
+
+
+def files_too_large_note(names: list[str], limit: str) -> str:
+    return f"_(Too large for me to read (over {limit}), so I skipped {_names(names)}.)_"
+
+
+def files_not_downloaded_note(names: list[str]) -> str:
+    them = "it" if len(names) == 1 else "them"
+    return f"_(I couldn't download {_names(names)} from Slack, so I answered without {them}.)_"
+
+
+def file_cut_note(names: list[str], chars: int) -> str:
+    return f"_(I read only the first {chars:,} characters of {_names(names)}.)_"
 
 
 def retrying_status(attempt: int, attempts: int) -> str:

@@ -21,7 +21,7 @@ def register(app: AsyncApp, intake: Intake) -> None:
         request = question_in(event, body, context, Source.MENTION)
         if request is None:
             return
-        if request.text:
+        if request.asks:  # text, or files to read
             await intake.submit(request)
         else:
             await intake.help(request)

@@ -21,10 +21,11 @@ Failures are counted per question text; once answered, the same question fails a
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
-from sandbox.fake_openai import FakeOpenAI, Reply
+from sandbox.fake_openai import FakeOpenAI, Reply, image_parts
 
 __all__ = [
     "ANSWER_END",
@@ -54,6 +55,12 @@ _FAIL_WORD = re.compile(r"\b(?:fail\w*|broken)\b", re.IGNORECASE)
 # The "Summarize thread" shortcut's request (bot/summary.py SUMMARY_REQUEST).
 _SUMMARY_REQUEST = re.compile(r"^summari[sz]e this thread\.?$", re.IGNORECASE)
 _AUTHOR = re.compile(r"^<@([A-Z0-9_]+)>")
+# The bot's markers for what was sent with a question (bot/files.py): "[image: name]", "[file: name…]".
+_IMAGE_MARKER = re.compile(r"^\[image: (.*)\]$", re.MULTILINE)
+_FILE_MARKER = re.compile(
+    r"^\[file: (.*?)(?: \(only its beginning: it is longer\))?\. Its content", re.MULTILINE
+)
+_FIRST_MARKER = re.compile(r"\n*^\[(?:image|file): ", re.MULTILINE)
 
 _HOW_TO = """\
 I'm the sandbox's built-in **demo model**, so I can't really answer, but I show how Threadline streams \
@@ -83,6 +90,7 @@ as context
 - several questions at once in one channel: they wait in line, each showing its place
 - *flaky* in a question: the model fails once (HTTP 500), and the bot retries
 - *fail* or *broken*: every attempt fails (HTTP 503); the bot says so, with a Retry button that works
+- 📎 *sample image* or 📄 *sample file* in the composer: the bot sends it along, and I say what I got
 """
 
 _LONG = """\
@@ -144,18 +152,52 @@ def demo_summary(body: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1000 else f"{n / 1000:.1f} KB" if n < 1_000_000 else f"{n / 1_000_000:.1f} MB"
+
+
+def received(body: dict[str, Any]) -> str:
+    """What came with the newest question: ``I got 1 image (sample.png, 1.2 KB).``; "" when nothing."""
+    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    last: dict[str, Any] = users[-1] if users else {}
+    content = last.get("content")
+    text = content if isinstance(content, str) else question_of({"messages": [last]})
+    names = _IMAGE_MARKER.findall(text)
+    images = []
+    for i, part in enumerate(image_parts({"messages": [last]})):
+        url = str((part.get("image_url") or {}).get("url") or "")
+        data = url.split(",", 1)[1] if url.startswith("data:") and "," in url else ""
+        size = len(base64.b64decode(data, validate=False)) if data else 0
+        name = names[i] if i < len(names) else "an image"
+        images.append(f"{name}, {_size(size)}" if data else f"{name}, a link")
+    files = _FILE_MARKER.findall(text)
+    said = []
+    if images:
+        said.append(f"{len(images)} image{'s' if len(images) != 1 else ''} ({'; '.join(images)})")
+    elif names:
+        said.append(f"no image, only the name of {', '.join(names)}: the bot sent the text only")
+    if files:
+        said.append(f"{len(files)} text file{'s' if len(files) != 1 else ''} ({', '.join(files)})")
+    return f"I got {' and '.join(said)}." if said else ""
+
+
 def demo_answer(body: dict[str, Any]) -> str:
     """The demo model's Markdown answer to a chat completion request."""
     question = question_of(body)
     if _SUMMARY_REQUEST.match(question):
         return demo_summary(body)
+    question = _FIRST_MARKER.split(question, 1)[0]
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     earlier = max(0, len([m for m in messages if m.get("role") != "system"]) - 1)
     # Slack escapes &, < and > in what people type; show the question as they typed it.
     echo = " ".join(question.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
     if len(echo) > 200:
         echo = echo[:199] + "…"
-    parts = [DEMO_LABEL, f"You asked: “{echo}”" if echo else "You asked nothing in particular.", _HOW_TO]
+    parts = [DEMO_LABEL, f"You asked: “{echo}”" if echo else "You asked nothing in particular."]
+    got = received(body)
+    if got:
+        parts.append(got)
+    parts.append(_HOW_TO)
     if earlier:
         parts.append(
             f"This request carried {earlier} earlier turn{'s' if earlier != 1 else ''} of the thread "

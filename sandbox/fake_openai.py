@@ -34,9 +34,27 @@ from aiohttp import web
 
 from sandbox.server import LocalServer
 
-__all__ = ["FakeOpenAI", "Reply"]
+__all__ = ["IMAGE_REFUSALS", "FakeOpenAI", "Reply", "image_parts"]
 
 JSONDict = dict[str, Any]
+
+# What text-only models answer (HTTP 400) to a request with image parts, by server.
+IMAGE_REFUSALS = {
+    "openai": "Invalid content type. image_url is only supported by certain models.",
+    "vllm": "image input is not supported for this model",
+    "ollama": "this model does not support images",
+}
+
+
+def image_parts(body: JSONDict) -> list[JSONDict]:
+    """The ``image_url`` parts of a request's messages (list contents), in order."""
+    parts: list[JSONDict] = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            parts += [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+    return parts
+
 
 # error code -> (HTTP status, error type, message)
 _ERRORS: dict[str, tuple[int, str, str]] = {
@@ -169,6 +187,10 @@ class FakeOpenAI(LocalServer):
         self.cut_streams = 0  # streams the fake dropped or closed early (cut_after, close_after, stalls)
         # Parameters answered with 400 unsupported_parameter, as reasoning models answer "max_tokens".
         self.unsupported_params: set[str] = set()
+        # A text-only model: a request with image parts is answered 400 with this message (see
+        # IMAGE_REFUSALS), before any scripted reply is used.
+        self.reject_images: str | None = None
+        self.image_refusals = 0
         self._script: deque[Reply] = deque()
         self._ids = itertools.count(1)
         self._change = asyncio.Event()
@@ -317,6 +339,11 @@ class FakeOpenAI(LocalServer):
         if refused:  # refused before any scripted reply is used
             self._changed()
             return self._unsupported(refused[0])
+        if self.reject_images is not None and image_parts(body):
+            self.image_refusals += 1
+            self._changed()
+            error = {"message": self.reject_images, "type": "invalid_request_error", "code": None}
+            return self._error(400, None, body={"error": {**error, "param": None}})
         reply = self._script.popleft() if self._script else self.reply_for(body)
         self._changed()
 

@@ -51,6 +51,7 @@ from sandbox.server import LocalServer
 from sandbox.slack_actions import ActionsMixin
 from sandbox.slack_blocks import MARKDOWN_TEXT_LIMIT
 from sandbox.slack_blocks import validate_blocks as _validate_blocks
+from sandbox.slack_files import FilesMixin
 from sandbox.slack_model import ApiError as _ApiError
 from sandbox.slack_model import Call, Edit, JSONDict, Message, StatusChange, Stream, TaskCard, seconds_header
 from sandbox.slack_model import Failure as _Failure
@@ -105,7 +106,7 @@ def sign_request(signing_secret: str, timestamp: int | str, body: str) -> str:
     return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
+class FakeSlack(FilesMixin, StreamsMixin, ActionsMixin, LocalServer):
     """One fake Slack workspace (one team, one bot). Use one instance per workspace."""
 
     def __init__(
@@ -123,6 +124,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
             "channels:history",
             "chat:write",
             "commands",
+            "files:read",
             "groups:history",
             "im:history",
             "reactions:read",
@@ -188,6 +190,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         self._session: aiohttp.ClientSession | None = None
         self._port: int | None = None
         self._init_streams()
+        self._init_files()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -196,6 +199,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{key}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+        self._add_file_routes(app)
 
     async def start(self, port: int = 0) -> None:
         """Serve on ``port`` of ``host`` (0: a free port). Raises ``OSError`` when the port is taken."""
@@ -319,8 +323,10 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         thread_ts: str | None = None,
         ts: str | None = None,
         blocks: list[Any] | None = None,
+        files: list[JSONDict] | None = None,
     ) -> Message:
-        """A human's message (visible to ``conversations.replies``). ``ts`` is unique and increasing."""
+        """A human's message (visible to ``conversations.replies``). ``ts`` is unique and increasing.
+        ``files``: objects from ``add_file``, shared with it."""
         if ts is None:
             ts = self._next_ts()
         else:
@@ -336,6 +342,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
             text=text,
             blocks=blocks,
             posted_at=self.clock(),
+            files=list(files) if files else None,
         )
         self.messages[(channel, ts)] = msg
         self._on_message(msg)
@@ -938,8 +945,9 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         ts: str | None,
         event_type: str,
         channel_type: str | None,
+        files: list[JSONDict] | None = None,
     ) -> JSONDict:
-        msg = self.add_user_message(channel, full_text, user=user, thread_ts=thread_ts, ts=ts)
+        msg = self.add_user_message(channel, full_text, user=user, thread_ts=thread_ts, ts=ts, files=files)
         event: JSONDict = {
             "type": event_type,
             "user": user,
@@ -955,6 +963,14 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
             event["parent_user_id"] = self.messages.get((channel, msg.thread_ts), msg).user
         if channel_type is not None:
             event["channel_type"] = channel_type
+        if files:
+            # As Slack sends a message that shares files: the file objects, and for a `message`
+            # event the subtype file_share (an app_mention carries the files without a subtype).
+            event["files"] = list(files)
+            event["upload"] = False
+            if event_type == "message":
+                event["subtype"] = "file_share"
+                event["display_as_bot"] = False
         return event
 
     def mention_event(
@@ -965,8 +981,10 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         user: str = "U_ALICE",
         thread_ts: str | None = None,
         ts: str | None = None,
+        files: list[JSONDict] | None = None,
     ) -> JSONDict:
-        """Record ``<@bot> text`` from ``user`` and return the ``app_mention`` event for it."""
+        """Record ``<@bot> text`` from ``user`` and return the ``app_mention`` event for it (with the
+        ``files`` from ``add_file`` shared with it)."""
         return self._event_for(
             channel,
             f"<@{self.bot_user_id}> {text}",
@@ -975,6 +993,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
             ts=ts,
             event_type="app_mention",
             channel_type=None,
+            files=files,
         )
 
     def message_event(
@@ -986,8 +1005,9 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         thread_ts: str | None = None,
         ts: str | None = None,
         channel_type: str = "channel",
+        files: list[JSONDict] | None = None,
     ) -> JSONDict:
-        """Record a plain message and return its ``message`` event."""
+        """Record a plain message and return its ``message`` event (``file_share`` with ``files``)."""
         return self._event_for(
             channel,
             text,
@@ -996,6 +1016,7 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
             ts=ts,
             event_type="message",
             channel_type=channel_type,
+            files=files,
         )
 
     def dm_event(
@@ -1006,9 +1027,12 @@ class FakeSlack(StreamsMixin, ActionsMixin, LocalServer):
         user: str = "U_ALICE",
         thread_ts: str | None = None,
         ts: str | None = None,
+        files: list[JSONDict] | None = None,
     ) -> JSONDict:
         """Record a DM and return its ``message`` event (``channel_type: "im"``)."""
-        return self.message_event(channel, text, user=user, thread_ts=thread_ts, ts=ts, channel_type="im")
+        return self.message_event(
+            channel, text, user=user, thread_ts=thread_ts, ts=ts, channel_type="im", files=files
+        )
 
     def command_payload(
         self,

@@ -110,6 +110,7 @@ class Message:
     args: JSONDict = field(default_factory=dict)  # everything the posting call sent (token removed)
     posted_at: float = 0.0
     stream: Stream | None = None  # set on a message that began with chat.startStream
+    files: list[JSONDict] | None = None  # shared files (their objects, as events carry them)
 
     @property
     def is_reply(self) -> bool:
@@ -129,6 +130,9 @@ class Message:
             out["blocks"] = self.blocks
         if self.attachments:
             out["attachments"] = self.attachments
+        if self.files:
+            out["files"] = self.files
+            out["upload"] = True
         if self.thread_ts is not None:
             out["thread_ts"] = self.thread_ts
         elif reply_count:

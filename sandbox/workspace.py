@@ -9,6 +9,8 @@ shortcut: "Summarize thread"). Those become signed deliveries to the
 bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 
 - a message that mentions ``@Threadline`` in a channel the bot is in → ``app_mention``;
+- a message may carry built-in sample files (``"attach": ["image"]``, ``"text"``): shared as Slack shares
+  files (``files`` on the event, ``file_share`` for a DM), served at their ``url_private``;
 - any message in the DM with the bot → ``message`` with ``channel_type: "im"``;
 - other channel messages → nothing (the app subscribes to ``app_mention`` and ``message.im`` only);
 - ``/ask …`` → a form-encoded slash command with a response URL served here;
@@ -41,6 +43,7 @@ from aiohttp import web
 
 from sandbox.slack import FakeSlack, Message, StatusChange
 from sandbox.slack_actions import ButtonNotFound, find_action
+from sandbox.slack_files import sample_png
 
 __all__ = ["CHANNELS", "Channel", "Workspace"]
 
@@ -53,6 +56,16 @@ SLACKBOT = "USLACKBOT"
 SUMMARIZE_CALLBACK_ID = "summarize_thread"  # manifest.yml's message shortcut
 KEEPALIVE_SECONDS = 15.0
 MAX_CALLS_KEPT = 500  # the Web API call log is for tests; the sandbox runs for hours
+SAMPLE_NOTES = b"""# Release notes (sample)
+
+- Threadline reads text files like this one into the prompt, fenced and named.
+- Images go to the model as image parts.
+"""
+# What the composer's attach menu offers: (name, content, mimetype).
+SAMPLES: dict[str, tuple[str, bytes, str]] = {
+    "image": ("sample.png", sample_png(), "image/png"),
+    "text": ("notes.md", SAMPLE_NOTES, "text/markdown"),
+}
 
 
 @dataclass(frozen=True)
@@ -236,6 +249,10 @@ class Workspace(FakeSlack):
                 if users
             ],
             "stream": msg.stream.to_json() if msg.stream is not None else None,
+            "files": [
+                {"name": f.get("name"), "mimetype": f.get("mimetype"), "size": f.get("size")}
+                for f in msg.files or []
+            ],
         }
 
     def _on_status(self, change: StatusChange) -> None:
@@ -329,7 +346,11 @@ class Workspace(FakeSlack):
         data = await self._json_body(request)
         channel = self.channel(str(data.get("channel", "")))
         typed = str(data.get("text") or "").strip()
-        if not typed:
+        attach = data.get("attach") or []
+        if not isinstance(attach, list) or any(a not in SAMPLES for a in attach):
+            raise web.HTTPBadRequest(text=f"attach: a list of {', '.join(SAMPLES)}")
+        files = [self._sample(str(kind)) for kind in attach]
+        if not typed and not files:
             raise web.HTTPBadRequest(text="empty message")
         thread_ts = str(data["thread_ts"]) if data.get("thread_ts") else None
         text = self.to_slack_text(typed)
@@ -343,6 +364,7 @@ class Workspace(FakeSlack):
                 ts=None,
                 event_type="message",
                 channel_type="im",
+                files=files,
             )
             self._deliver_event(event)
             ts = str(event["ts"])
@@ -355,11 +377,12 @@ class Workspace(FakeSlack):
                 ts=None,
                 event_type="app_mention",
                 channel_type=None,
+                files=files,
             )
             self._deliver_event(event)
             ts = str(event["ts"])
         else:
-            msg = self.add_user_message(channel.id, text, user=self.user_id, thread_ts=thread_ts)
+            msg = self.add_user_message(channel.id, text, user=self.user_id, thread_ts=thread_ts, files=files)
             ts = msg.ts
             if mentioned:
                 self.note(
@@ -369,6 +392,10 @@ class Workspace(FakeSlack):
                     thread_ts=msg.thread_ts,
                 )
         return web.json_response({"ok": True, "ts": ts})
+
+    def _sample(self, kind: str) -> JSONDict:
+        name, content, mimetype = SAMPLES[kind]
+        return self.add_file(name, content, mimetype=mimetype, user=self.user_id)
 
     async def _ui_command(self, request: web.Request) -> web.StreamResponse:
         """You run a slash command (``{"channel", "command": "/ask", "text"}``)."""

@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, answer_pieces, mapped
+from bot.gateway.files import FileDownloads
 from bot.gateway.pacing import Pacing
 from bot.gateway.streams import NativeStreams
 from bot.gateway.threads import ThreadReader
@@ -98,8 +99,7 @@ class SlackGateway:
     ) -> None:
         self._post_attempts = max(1, post_attempts)
         self._retry_base = retry_base_seconds
-        # chat.postMessage is limited to about one message a second per channel (short bursts are
-        # tolerated): every post of a channel waits for a slot of its channel's budget first.
+        # chat.postMessage: about one message a second per channel (short bursts tolerated).
         self.pacing = pacing or Pacing({})
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self.client, self._once_client, self._aux_client = _web_clients(
@@ -107,6 +107,7 @@ class SlackGateway:
         )
         self.streams = NativeStreams(self)
         self.threads = ThreadReader(self, page_size=thread_page_size, max_pages=thread_max_pages)
+        self.files = FileDownloads(session=self._session, token=token, api_url=base_url)  # url_private
 
     async def close(self) -> None:
         await self._session.close()

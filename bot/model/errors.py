@@ -31,6 +31,7 @@ import openai
 from bot.errors import (
     ContentFiltered,
     ContextTooLong,
+    ImagesNotSupported,
     MalformedReply,
     ModelAuthError,
     ModelBadRequest,
@@ -70,6 +71,18 @@ UNKNOWN_MODEL_HINTS = (
 UNKNOWN_MODEL_PHRASES = ("does not exist", "not found", "no such model")  # with "model" (vLLM, Ollama)
 OVERLOADED_HINTS = ("overloaded",)  # Anthropic's 529 "overloaded_error", via proxies
 FILTER_HINTS = ("content_filter", "content management policy")
+# A text-only model given image parts: "image input is not supported" (vLLM, llama.cpp), "… does not
+# support images" (Ollama, LiteLLM), "Invalid content type. image_url is only supported by certain
+# models." (OpenAI), "… is not a multimodal model" (vLLM).
+IMAGE_WORDS = ("image", "multimodal", "vision")
+IMAGE_REFUSALS = (
+    "not supported",
+    "does not support",
+    "doesn't support",
+    "only supported",
+    "unsupported",
+    "not a multimodal",
+)
 REQUEST_ID_HEADERS = ("x-request-id", "x-litellm-call-id", "request-id")
 
 _WRAPPED = re.compile(r"""^\{\s*['"]error['"]\s*:\s*['"](.*)['"]\s*\}$""", re.DOTALL)
@@ -140,6 +153,8 @@ def from_server(
         return ModelAuthError(detail, **extra)
     if "insufficient_quota" in text:
         return QuotaExceeded(detail, **extra)
+    if _refuses_images(status, text):
+        return ImagesNotSupported(detail, **extra)
     if status != 429 and any(hint in text for hint in CONTEXT_HINTS):
         return ContextTooLong(detail, **extra)
     if status == 429:
@@ -157,6 +172,13 @@ def from_server(
     if status is None or status >= 500:
         return ModelServerError(detail, retry_after=retry_after(headers), **extra)
     return ModelBadRequest(detail, **extra)
+
+
+def _refuses_images(status: int | None, text: str) -> bool:
+    """A 4xx (not 404, not 429) that says the model takes no images."""
+    if status is None or not 400 <= status < 500 or status in (404, 429):
+        return False
+    return any(w in text for w in IMAGE_WORDS) and any(r in text for r in IMAGE_REFUSALS)
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:

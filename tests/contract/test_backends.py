@@ -14,13 +14,14 @@ import itertools
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.context import Turn
+from bot.files import FileRef
 from bot.jobs import Job, JobStatus, Request, Source
 from bot.queue.base import JobQueue, QueueAtCapacity, QueueFull, QueueUnavailable
 from bot.queue.memory import MemoryQueue
@@ -184,6 +185,15 @@ class TestQueueContract:
         assert waiting[0].request == jobs[1].request and waiting[0].placeholder_ts == jobs[1].placeholder_ts
         assert await queue.waiting(queue_key="T1:other") == []
         assert await queue.ahead(queue_key="T1:other") == 0
+
+    async def test_a_job_with_files_comes_out_as_it_went_in(self, backend: Backend) -> None:
+        queue = backend.queue()
+        job = make_job("C1")
+        image = FileRef(id="F1", name="a.png", mimetype="image/png", size=9, url_private="https://f/a.png")
+        job.request = replace(job.request, has_files=True, files=(image,))
+        await queue.enqueue(job=job, max_waiting=5)
+        claimed = await queue.claim(worker="w", timeout=0)
+        assert claimed is not None and claimed.request == job.request and claimed.request.files == (image,)
 
     async def test_enqueue_is_idempotent(self, backend: Backend) -> None:
         queue = backend.queue()

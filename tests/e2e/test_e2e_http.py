@@ -387,7 +387,7 @@ async def test_files_and_huge_messages_get_a_clear_answer(
     event["files"] = [{"id": "F1", "name": "report.pdf"}]
     await slack.send_event(bot.url, event)
     await slack.wait_for(lambda: "Got it." in "".join(final_text(slack, "C1", event["ts"])), timeout=10)
-    assert "can't read attached files" in final_text(slack, "C1", event["ts"])[0]
+    assert "can't read this kind of file: `report.pdf`" in final_text(slack, "C1", event["ts"])[0]
 
     huge = slack.mention_event("C2", "summarise " + "blah " * 20_000)
     await slack.send_event(bot.url, huge)

@@ -349,6 +349,21 @@ def test_summarize_thread_from_a_message_menu(page: Page) -> None:
     expect(told).to_contain_text("/invite @Threadline")
 
 
+def test_an_attached_sample_image_reaches_the_demo_model(page: Page) -> None:
+    page.locator("nav button", has_text="Threadline").click()
+    composer = page.locator("#composer")
+    attach = composer.locator("button.attach", has_text="sample image")
+    attach.click()
+    expect(attach).to_have_class(re.compile(r"\bon\b"))
+    send(page, "#composer", "what is in this picture?")
+    expect(attach).not_to_have_class(re.compile(r"\bon\b"))  # sent with that message only
+    mine = page.locator("#messages .msg", has_text="what is in this picture?")
+    expect(mine.locator(".file-chip")).to_contain_text("sample.png")
+    answer = page.locator("#thread-messages .msg.bot").first
+    expect(answer.locator(".body")).to_contain_text(ANSWER_END)
+    expect(answer.locator(".body")).to_contain_text("I got 1 image (sample.png")
+
+
 def test_quick_questions_wait_in_line(page: Page) -> None:
     # Last in the module: the answers it queues are still being written when the module ends (stopping
     # the sandbox hands them back).
