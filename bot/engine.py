@@ -16,6 +16,7 @@ from typing import Any
 from bot.access import Access
 from bot.controls import Controls
 from bot.feedback import Feedback
+from bot.followups import ThreadFollowups
 from bot.gateway import SlackGateway
 from bot.generate import Generator
 from bot.history import History
@@ -66,6 +67,7 @@ class Engine:
         self.feedback_votes = Feedback(
             settings=settings, limits=limits, metrics=self.metrics, bot_user_id=bot_user_id
         )
+        self.followups = ThreadFollowups(settings=settings, store=store, claims=dedup)
         self.intake = Intake(
             settings=settings,
             metrics=self.metrics,
@@ -76,6 +78,7 @@ class Engine:
             notices=self.notices,
             reactions=self.reactions,
             replies=self.replies,
+            followups=self.followups,
         )
         self.controls = Controls(
             gateway=gateway,
@@ -106,6 +109,10 @@ class Engine:
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------
     async def submit(self, request: Request, *, dedup: bool = True) -> None:
         await self.intake.submit(request, dedup=dedup)
+
+    async def submit_followup(self, request: Request) -> None:
+        if await self.followups.followed(request):
+            await self.intake.submit(request)
 
     async def help(self, request: Request) -> None:
         await self.intake.help(request)

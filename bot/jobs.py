@@ -16,6 +16,7 @@ class Source(str, Enum):
     MENTION = "mention"
     DM = "dm"
     COMMAND = "command"
+    FOLLOWUP = "followup"  # a reply without a mention in a channel thread the bot answered
 
 
 class JobStatus(str, Enum):

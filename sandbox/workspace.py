@@ -8,8 +8,10 @@ included) and ``POST /ui/stop`` (Slack's Stop on a native stream). Those become 
 bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 
 - a message that mentions ``@Threadline`` in a channel the bot is in → ``app_mention``;
+- every message in a channel the bot is in → ``message`` with ``channel_type: "channel"`` (the app
+  subscribes to ``message.channels``), a mention too: the bot answers replies in threads it answered;
 - any message in the DM with the bot → ``message`` with ``channel_type: "im"``;
-- other channel messages → nothing (the app subscribes to ``app_mention`` and ``message.im`` only);
+- messages in a channel the bot is not in → nothing;
 - ``/ask …`` → a form-encoded slash command with a response URL served here;
 - a button → a ``block_actions`` interactivity payload with a response URL served here;
 - Stop on a streaming answer → Slack stops the stream and sends ``agent_session_stopped``.
@@ -342,17 +344,12 @@ class Workspace(FakeSlack):
             )
             self._deliver_event(event)
             ts = str(event["ts"])
-        elif mentioned and channel.member:
-            event = self._event_for(
-                channel.id,
-                text,
-                user=self.user_id,
-                thread_ts=thread_ts,
-                ts=None,
-                event_type="app_mention",
-                channel_type=None,
-            )
-            self._deliver_event(event)
+        elif channel.member:
+            # As Slack: app_mention when it mentions the bot, and (message.channels) a message event
+            # for every message; the bot answers a reply without a mention in a thread it answered.
+            event = self.message_event(channel.id, text, user=self.user_id, thread_ts=thread_ts)
+            for delivery in self.events_for(event):
+                self._deliver_event(delivery)
             ts = str(event["ts"])
         else:
             msg = self.add_user_message(channel.id, text, user=self.user_id, thread_ts=thread_ts)
