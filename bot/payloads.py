@@ -78,7 +78,7 @@ def is_user_message(event: Mapping[str, Any], bot_user_id: str | None) -> bool:
 FOLLOWUP_CHANNEL_TYPES = frozenset({"channel", "group"})
 # What addresses a message to someone: a person's mention, a user group's, or a broadcast.
 _ADDRESSED = re.compile(
-    r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|[^>]*)?>|<!(?:here|channel|everyone)\b"
+    r"<@[^>|]+(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|[^>]*)?>|<!(?:here|channel|everyone)\b"
 )
 
 
