@@ -348,8 +348,7 @@ class Workspace(FakeSlack):
             # As Slack: app_mention when it mentions the bot, and (message.channels) a message event
             # for every message; the bot answers a reply without a mention in a thread it answered.
             event = self.message_event(channel.id, text, user=self.user_id, thread_ts=thread_ts)
-            for delivery in self.events_for(event):
-                self._deliver_event(delivery)
+            self._deliver_events(self.events_for(event))
             ts = str(event["ts"])
         else:
             msg = self.add_user_message(channel.id, text, user=self.user_id, thread_ts=thread_ts)
@@ -437,8 +436,18 @@ class Workspace(FakeSlack):
         task.add_done_callback(self._tasks.discard)
 
     def _deliver_event(self, event: JSONDict) -> None:
-        self.deliveries.append(("event", event))
-        self._spawn(self._send_event(event))
+        self._deliver_events([event])
+
+    def _deliver_events(self, events: list[JSONDict]) -> None:
+        """Send ``events`` one after the other (one message's ``app_mention`` before its ``message``)."""
+        self.deliveries.extend(("event", event) for event in events)
+
+        async def send() -> None:
+            for event in events:
+                await self._send_event(event)
+
+        if events:
+            self._spawn(send())
 
     def _bot_url(self, channel: str, thread_ts: str | None) -> str | None:
         if self.app_url is None:
