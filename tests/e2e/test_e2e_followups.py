@@ -23,6 +23,8 @@ from sandbox.workspace import Workspace
 from tests.conftest import Bot, StartBot, bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
+from tests.redis_fixtures import redis_client, redis_server  # noqa: F401
+from tests.redis_server import RedisServer
 
 JSONDict = dict[str, Any]
 
@@ -166,6 +168,43 @@ async def test_the_sandbox_answers_a_reply_in_a_bot_thread(model: FakeOpenAI) ->
             assert kinds == [("app_mention", None), ("message", "channel"), ("message", "channel")]
         finally:
             await runtime.stop(grace=2.0)
+
+
+@pytest.mark.usefixtures("redis_client")
+async def test_replicas_know_the_threads_the_bot_answered_through_redis(
+    slack: FakeSlack,
+    model: FakeOpenAI,
+    start_bot: StartBot,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    one = await start_bot(REDIS_URL=redis_server.url)
+    two = await start_bot(REDIS_URL=redis_server.url)
+    words = " ".join(f"w{i}" for i in range(20))
+    model.script(Reply.text(words, delay=0.03), Reply.text("Second answer."), Reply.text("Third answer."))
+    events = slack.channel_message_events("C1", f"<@{slack.bot_user_id}> a question")
+    await deliver(slack, one, *events)
+    root = str(events[0]["ts"])
+    # While replica one writes the first answer, a reply reaches replica two: followed (the mark).
+    await deliver(slack, two, reply(slack, "C1", root, "and meanwhile?"))
+    await answered(slack, "C1", root, [words, "Second answer."])
+    # After it, through the conversation store.
+    await deliver(slack, two, reply(slack, "C1", root, "and after?", user="U_BOB"))
+    await answered(slack, "C1", root, [words, "Second answer.", "Third answer."])
+    assert model.requests[-1]["messages"][1:] == [
+        {"role": "user", "content": "<@U_ALICE>: a question"},
+        {"role": "assistant", "content": words},
+        {"role": "user", "content": "<@U_ALICE>: and meanwhile?"},
+        {"role": "assistant", "content": "Second answer."},
+        {"role": "user", "content": "<@U_BOB>: and after?"},
+    ]
+    # A thread neither replica answered is not followed.
+    other = slack.add_user_message("C1", "unrelated", user="U_CAROL")
+    await deliver(slack, two, reply(slack, "C1", other.ts, "a reply there"))
+    model.script(Reply.text("Sentinel answer."))
+    await deliver(slack, one, reply(slack, "C1", root, "last?"))
+    await answered(slack, "C1", root, [words, "Second answer.", "Third answer.", "Sentinel answer."])
+    assert len(model.requests) == 4
+    assert not bot_replies(slack, "C1", other.ts)
 
 
 # ---------------------------------------------------------------------- not answered
