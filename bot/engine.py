@@ -104,6 +104,7 @@ class Engine:
             reactions=self.reactions,
             replies=self.replies,
             store=store,
+            followups=self.followups,
         )
 
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------

@@ -10,10 +10,10 @@ ack). Two records say so, both shared by replicas (memory or Redis, like the res
   after its last answer;
 - a claim ``thread:{team}:{channel}:{thread}`` set when a question of that thread is queued (for
   ``BOT_DEDUP_TTL_SECONDS``), so a reply that comes while the first answer is still being written is
-  answered too (after it: one answer at a time per thread).
+  answered too (after it: one answer at a time per thread). A ``/ask`` answer roots its own thread:
+  the runner sets the claim once that message is posted.
 
-A ``/ask`` answer roots its own thread, which becomes known when the answer is remembered. When the
-store cannot be read, a reply is not answered (a mention still is).
+When the store cannot be read, a reply is not answered (a mention still is).
 """
 
 from __future__ import annotations
@@ -29,10 +29,6 @@ logger = logging.getLogger(__name__)
 _MARK = "1"
 
 
-def _claim_key(request: Request) -> str:
-    return f"thread:{request.team_id}:{request.channel}:{request.thread_ts}"
-
-
 class ThreadFollowups:
     def __init__(self, *, settings: Settings, store: ConversationStore, claims: Deduplicator) -> None:
         self.settings = settings
@@ -41,19 +37,25 @@ class ThreadFollowups:
 
     async def queued(self, request: Request) -> None:
         """A question of a channel thread was queued: the bot answers in that thread from now on."""
-        if request.source not in (Source.MENTION, Source.FOLLOWUP) or request.thread_ts is None:
-            return
+        if request.source in (Source.MENTION, Source.FOLLOWUP) and request.thread_ts is not None:
+            await self.answering(request, request.thread_ts)
+
+    async def answering(self, request: Request, thread_ts: str) -> None:
+        """The bot answers ``request`` in the thread ``thread_ts`` (a ``/ask`` answer's own, once
+        posted): replies there are follow-ups."""
+        key = f"thread:{request.team_id}:{request.channel}:{thread_ts}"
         try:
-            await self.claims.claim(key=_claim_key(request), value=_MARK)
+            await self.claims.claim(key=key, value=_MARK)
         except StoreUnavailable:
-            logger.warning("could not mark thread %s as answered (request %s)", request.thread_ts, request.id)
+            logger.warning("could not mark thread %s as answered (request %s)", thread_ts, request.id)
 
     async def followed(self, request: Request) -> bool:
         """True when ``request`` is a reply in a thread the bot answered (and follow-ups are on)."""
         if not self.settings.thread_followups or request.thread_ts is None or request.thread_ts == request.ts:
             return False
+        key = f"thread:{request.team_id}:{request.channel}:{request.thread_ts}"
         try:
-            if await self.claims.claim(key=_claim_key(request), value="") == _MARK:
+            if await self.claims.claim(key=key, value="") == _MARK:
                 return True
             turns = await self.store.get_turns(
                 team_id=request.team_id, channel=request.channel, thread_ts=request.thread_ts

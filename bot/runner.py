@@ -15,6 +15,7 @@ from bot.context import Prompt, Turn, build_prompt
 from bot.controls import Controls
 from bot.errors import SlackError, user_message
 from bot.feedback import Feedback
+from bot.followups import ThreadFollowups
 from bot.generate import Generated, Generator
 from bot.history import History, thread_root
 from bot.jobs import Job, Source
@@ -65,6 +66,7 @@ class AnswerRunner:
         reactions: Reactions,
         replies: Replies,
         store: ConversationStore,
+        followups: ThreadFollowups | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -79,6 +81,7 @@ class AnswerRunner:
         self.reactions = reactions
         self.replies = replies
         self.store = store
+        self.followups = followups
 
     async def run(self, job: Job) -> None:
         """Never raises for an ordinary failure: the user is told."""
@@ -133,6 +136,8 @@ class AnswerRunner:
         job.via_response_url = owner == VIA_RESPONSE_URL
         if not job.via_response_url:
             job.placeholder_ts = owner
+            if request.source is Source.COMMAND and owner and self.followups is not None:
+                await self.followups.answering(request, owner)  # the answer roots a thread
         question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
         prompt = build_prompt(
             system_prompt=self.settings.system_prompt,

@@ -128,6 +128,23 @@ async def test_a_broadcast_reply_and_a_reply_with_a_file_count_as_replies(
     assert "File answer." in bot_replies(slack, "C1", root)[-1].text
 
 
+async def test_a_reply_in_the_thread_of_an_ask_answer_is_answered(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    model.script(Reply.text("Asked answer."), Reply.text("Follow-up answer."))
+    status, _ = await slack.send_command(bot.url, text="what is a queue?", channel_id="C1")
+    assert status == 200
+    await slack.wait_for(lambda: any("Asked answer." in m.text for m in slack.bot_messages("C1")), timeout=10)
+    [answer] = slack.bot_messages("C1")  # the top-level message that quotes the question roots the thread
+    await deliver(slack, bot, reply(slack, "C1", answer.ts, "and a stack?"))
+    await answered(slack, "C1", answer.ts, [answer.text, "Follow-up answer."])
+    assert model.requests[-1]["messages"][-3:] == [
+        {"role": "user", "content": "<@U_ALICE>: what is a queue?"},
+        {"role": "assistant", "content": "Asked answer."},
+        {"role": "user", "content": "<@U_ALICE>: and a stack?"},
+    ]
+
+
 async def test_a_reply_while_the_first_answer_is_written_is_answered_after_it(
     slack: FakeSlack, model: FakeOpenAI, bot: Bot
 ) -> None:
