@@ -34,24 +34,59 @@ IMAGE_TOKENS = 800
 
 @dataclass(frozen=True, kw_only=True)
 class Turn:
-    """One message of a conversation. ``user`` is the Slack user id of a person's turn."""
+    """One message of a conversation. ``user`` is the Slack user id of a person's turn (or, for a
+    quoted turn, its author: a user id, or a bot id when a bot posted it without one).
+
+    A turn is *quoted* when it was not written to the bot: another person's or another bot's message
+    in the thread. It is untrusted context: the model reads it as a quotation attributed to its author,
+    in a user message, never as the asker's words, an instruction, the bot's own answer or system text.
+    """
 
     role: Role
     text: str
     user: str | None = None
     ts: str | None = None
+    quoted: bool = False
+
+    @property
+    def message_role(self) -> Role:
+        """The role of the model message: ``assistant`` only for the bot's own answers."""
+        return "assistant" if self.role == "assistant" and not self.quoted else "user"
 
     def content(self) -> str:
+        if self.quoted:
+            return quote(self.text, author=self.user)
         if self.role == "user" and self.user:
             return f"<@{self.user}>: {self.text}"
         return self.text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "text": self.text, "user": self.user, "ts": self.ts}
+        data = {"role": self.role, "text": self.text, "user": self.user, "ts": self.ts}
+        return {**data, "quoted": True} if self.quoted else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
-        return cls(role=data["role"], text=data["text"], user=data.get("user"), ts=data.get("ts"))
+        role: Role = "assistant" if data.get("role") == "assistant" else "user"
+        return cls(
+            role=role,
+            text=str(data.get("text") or ""),
+            user=data.get("user"),
+            ts=data.get("ts"),
+            quoted=bool(data.get("quoted")),
+        )
+
+
+def quote(text: str, *, author: str | None) -> str:
+    """Someone else's message as a quotation: who wrote it, then every line of it after ``> `` (so no
+    line of it can pass for the asker's words or a new attribution)."""
+    if author and author[:1] in ("U", "W"):
+        who = f"<@{author}>"
+    elif author:
+        who = f"the app {author}"
+    else:
+        who = "someone"
+    lines = "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
+    return f"Earlier in the thread, {who} wrote (quoted for context; not the asker's words):\n{lines}"
 
 
 def estimate_tokens(text: str) -> int:
@@ -134,7 +169,8 @@ def build_prompt(
         remaining -= turn_cost
     kept.reverse()
     messages: list[Message] = [{"role": "system", "content": system_prompt}]
-    messages += [{"role": t.role, "content": t.content()} for t in kept]
+    # Nothing from the thread is system text: its turns are user or (the bot's own) assistant messages.
+    messages += [{"role": t.message_role, "content": t.content()} for t in kept]
     content: str | list[dict[str, Any]] = question_text
     if images:
         content = [{"type": "text", "text": question_text}, *(image.part() for image in images)]

@@ -17,6 +17,7 @@ from bot.access import Access
 from bot.attachments import Attachments
 from bot.controls import Controls
 from bot.feedback import Feedback
+from bot.followups import ThreadFollowups
 from bot.gateway import SlackGateway
 from bot.generate import Generator
 from bot.history import History
@@ -68,6 +69,7 @@ class Engine:
         self.feedback_votes = Feedback(
             settings=settings, limits=limits, metrics=self.metrics, bot_user_id=bot_user_id
         )
+        self.followups = ThreadFollowups(settings=settings, store=store, claims=dedup)
         self.intake = Intake(
             settings=settings,
             metrics=self.metrics,
@@ -78,6 +80,7 @@ class Engine:
             notices=self.notices,
             reactions=self.reactions,
             replies=self.replies,
+            followups=self.followups,
         )
         self.controls = Controls(
             gateway=gateway,
@@ -105,11 +108,16 @@ class Engine:
             store=store,
             summaries=Summaries(settings=settings, gateway=gateway, store=store, bot_user_id=bot_user_id),
             attachments=Attachments(settings=settings, downloads=gateway.files),
+            followups=self.followups,
         )
 
     # -- the handlers' side (handlers.base.Intake) ---------------------------------------------
     async def submit(self, request: Request, *, dedup: bool = True) -> None:
         await self.intake.submit(request, dedup=dedup)
+
+    async def submit_followup(self, request: Request) -> None:
+        if await self.followups.followed(request):
+            await self.intake.submit(request)
 
     async def help(self, request: Request) -> None:
         await self.intake.help(request)

@@ -11,7 +11,7 @@ from bot.errors import SlackError
 from bot.files import shared_files_text
 from bot.gateway import SlackGateway
 from bot.jobs import Job, Source
-from bot.payloads import is_from_bot, strip_bot_mention
+from bot.payloads import is_from_bot, mentions_bot, strip_bot_mention
 from bot.store.base import ConversationStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,26 @@ class History:
             ts = str(message.get("ts", ""))
             if ts in skip or float(ts or 0) >= float(before):
                 continue
-            text = "\n\n".join(t for t in (str(message.get("text") or ""), shared_files_text(message)) if t)
-            if message.get("user") == self.bot_user_id and self.bot_user_id is not None:
-                turns.append(Turn(role="assistant", text=text, ts=ts))
-            elif not is_from_bot(message, None) and message.get("user"):
-                text = strip_bot_mention(text, self.bot_user_id)
-                turns.append(Turn(role="user", text=text, user=str(message["user"]), ts=ts))
+            turn = self._turn(message, ts)
+            if turn is not None:
+                turns.append(turn)
         return turns
+
+    def _turn(self, message: dict[str, Any], ts: str) -> Turn | None:
+        """The bot's own message is an answer; a person's that mentions the bot, a question to it;
+        anything else (a person talking to others, another bot) is quoted context, attributed."""
+        text = "\n\n".join(t for t in (str(message.get("text") or ""), shared_files_text(message)) if t)
+        user = str(message.get("user") or "")
+        if self.bot_user_id is not None and user == self.bot_user_id:
+            return Turn(role="assistant", text=text, ts=ts)
+        if is_from_bot(message, None):
+            author = user or str(message.get("bot_id") or "")
+            return Turn(role="user", text=text, user=author or None, ts=ts, quoted=True) if text else None
+        if not user:
+            return None
+        asked = mentions_bot(text, self.bot_user_id)
+        text = strip_bot_mention(text, self.bot_user_id)
+        return Turn(role="user", text=text, user=user, ts=ts, quoted=not asked)
 
     async def remember(self, job: Job, question: Turn, answer: str) -> None:
         """Append the question and its answer to the thread's conversation."""

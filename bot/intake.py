@@ -20,6 +20,7 @@ from typing import Any
 from bot import logs
 from bot.access import Access
 from bot.errors import SlackError
+from bot.followups import ThreadFollowups
 from bot.jobs import Job, Request
 from bot.metrics import Metrics
 from bot.notices import QueueNotices
@@ -48,6 +49,7 @@ class Intake:
         notices: QueueNotices,
         reactions: Reactions,
         replies: Replies,
+        followups: ThreadFollowups | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -58,6 +60,7 @@ class Intake:
         self.notices = notices
         self.reactions = reactions
         self.replies = replies
+        self.followups = followups
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # queue key -> (lock, [users])
         self._idle = asyncio.Event()  # set while no question is being accepted
         self._idle.set()
@@ -162,6 +165,8 @@ class Intake:
             return
         # Durable from here on: whatever happens next, a worker answers it.
         self.metrics.queued()
+        if self.followups is not None:
+            await self.followups.queued(request)  # replies in its thread are answered from now on
         self.later(self._announce(job, actual, ahead), name=f"placeholder-{request.id}")
 
     async def _announce(self, job: Job, actual: int, ahead: int) -> None:

@@ -19,6 +19,7 @@ class Source(str, Enum):
     DM = "dm"
     COMMAND = "command"
     SUMMARY = "summary"  # the "Summarize thread" message shortcut: the thread itself is the question
+    FOLLOWUP = "followup"  # a reply without a mention in a channel thread the bot answered
 
 
 class JobStatus(str, Enum):

@@ -6,7 +6,7 @@ the typed helpers below; nothing else touches the collectors.
 
 Names (all prefixed ``threadline_``)::
 
-    requests_total{source}             questions received (mention, dm, command), after dedup
+    requests_total{source}             questions received (mention, dm, command, followup), after dedup
     refusals_total{reason}             questions refused: channel, user, rate, budget
     queue_depth                        questions accepted and not yet started (sum over replicas)
     queue_wait_seconds                 histogram: from enqueue to the start of the answer
@@ -56,7 +56,7 @@ from bot.errors import (
 )
 
 PREFIX = "threadline_"
-SOURCES = ("mention", "dm", "command")
+SOURCES = ("mention", "dm", "command", "followup")
 VOTES = ("up", "down")
 REFUSALS = ("channel", "user", "rate", "budget")
 OUTCOMES = ("ok", "failed", "stopped")

@@ -75,6 +75,37 @@ def is_user_message(event: Mapping[str, Any], bot_user_id: str | None) -> bool:
     return bool(event.get("user")) and bool(event.get("ts"))
 
 
+# Channel types whose messages may be follow-ups (message.channels, message.groups).
+FOLLOWUP_CHANNEL_TYPES = frozenset({"channel", "group"})
+# What addresses a message to someone: a person's mention, a user group's, or a broadcast.
+_ADDRESSED = re.compile(
+    r"<@[^>|]+(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|[^>]*)?>|<!(?:here|channel|everyone)\b"
+)
+
+
+def is_thread_reply(event: Mapping[str, Any]) -> bool:
+    """A message in a thread that is not the thread's first message."""
+    thread_ts = event.get("thread_ts")
+    return isinstance(thread_ts, str) and bool(thread_ts) and thread_ts != event.get("ts")
+
+
+def mentions_bot(text: str, bot_user_id: str | None) -> bool:
+    return bot_user_id is not None and any(m.group(1) == bot_user_id for m in _MENTION.finditer(text))
+
+
+def is_followup(event: Mapping[str, Any], bot_user_id: str | None) -> bool:
+    """A reply a person wrote in a channel thread to no one in particular: a follow-up, answered
+    when the bot answered in that thread. Not a top-level message, not an edit or a bot's message,
+    not one that mentions the bot (Slack sends it as ``app_mention`` too, and it is answered there),
+    and not one that mentions someone else (or a user group, or ``@here``): that is for them."""
+    if event.get("channel_type") not in FOLLOWUP_CHANNEL_TYPES:
+        return False
+    if not is_user_message(event, bot_user_id) or not is_thread_reply(event):
+        return False
+    text = str(event.get("text") or "")
+    return not mentions_bot(text, bot_user_id) and _ADDRESSED.search(text) is None
+
+
 def strip_bot_mention(text: str, bot_user_id: str | None) -> str:
     """Remove mentions of the bot itself, keep other people's mentions, collapse the spaces."""
 

@@ -16,6 +16,7 @@ from bot.context import Prompt, Turn, build_prompt
 from bot.controls import Controls
 from bot.errors import SlackError, user_message
 from bot.feedback import Feedback
+from bot.followups import ThreadFollowups
 from bot.generate import Generated, Generator
 from bot.history import History, thread_root
 from bot.jobs import Job, Source
@@ -70,6 +71,7 @@ class AnswerRunner:
         store: ConversationStore,
         summaries: Summaries,
         attachments: Attachments,
+        followups: ThreadFollowups | None = None,
     ) -> None:
         self.settings = settings
         self.attachments = attachments
@@ -86,6 +88,7 @@ class AnswerRunner:
         self.replies = replies
         self.store = store
         self.summaries = summaries
+        self.followups = followups
 
     async def run(self, job: Job) -> None:
         """Never raises for an ordinary failure: the user is told."""
@@ -143,6 +146,8 @@ class AnswerRunner:
         job.via_response_url = owner == VIA_RESPONSE_URL
         if not job.via_response_url:
             job.placeholder_ts = owner
+            if request.source is Source.COMMAND and owner and self.followups is not None:
+                await self.followups.answering(request, owner)  # the answer roots a thread
         question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
         if request.source is Source.SUMMARY:
             try:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, agent, command, dm, feedback, ignored, mention, shortcut
+from handlers import actions, agent, command, dm, feedback, ignored, mention, shortcut, thread
 from handlers.base import Intake
 
 
 def register_all(app: AsyncApp, intake: Intake) -> None:
     mention.register(app, intake)
     dm.register(app, intake)
+    thread.register(app, intake)
     command.register(app, intake)
     actions.register(app, intake)
     feedback.register(app, intake)

@@ -19,6 +19,11 @@ class Intake(Protocol):
         """Accept a question (dedup, placeholder, queue)."""
         ...
 
+    async def submit_followup(self, request: Request) -> None:
+        """Accept a reply in a channel thread as a question if the bot answered in that thread (and
+        follow-ups are on); else ignore it quietly. Then as ``submit``."""
+        ...
+
     async def help(self, request: Request) -> None:
         """Answer an empty question with a short help text."""
         ...

@@ -12,12 +12,17 @@ from bot.payloads import is_user_message
 from handlers.base import Intake, question_in
 
 
+async def _in_a_dm(event: dict[str, Any]) -> bool:
+    return event.get("channel_type") == "im"
+
+
 def register(app: AsyncApp, intake: Intake) -> None:
-    @app.event("message")
+    # Bolt runs the first listener that matches an event: this one takes DMs only, and channel
+    # messages go on to handlers.thread.
+    @app.event("message", matchers=[_in_a_dm])
     async def on_message(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
-        # Only DMs: channel messages reach the bot as app_mention. Edits, deletions, joins and bot
-        # messages (our own included) are ignored quietly.
-        if event.get("channel_type") != "im" or not is_user_message(event, context.bot_user_id):
+        # Edits, deletions, joins and bot messages (our own included) are ignored quietly.
+        if not is_user_message(event, context.bot_user_id):
             return
         request = question_in(event, body, context, Source.DM)
         if request is None:

@@ -98,6 +98,8 @@ UPDATE_TEXT_LIMIT = 4_000  # chat.update: longer text fails with msg_too_long
 POST_TEXT_TRUNCATE = 40_000  # chat.postMessage truncates longer text
 RESPONSE_URL_POSTS = 5  # a response_url accepts this many posts
 PAGE_LIMIT_MAX = 1_000  # conversations.replies/history: the most messages a page holds
+# The app's event subscriptions (manifest.yml's bot_events) that decide which events a message produces.
+MESSAGE_EVENTS = ("app_mention", "message.channels", "message.groups", "message.im")
 
 
 def sign_request(signing_secret: str, timestamp: int | str, body: str) -> str:
@@ -156,6 +158,8 @@ class FakeSlack(FilesMixin, StreamsMixin, ActionsMixin, LocalServer):
         self.unknown_methods: list[str] = []
         self.not_in_channel: set[str] = set()
         self.users: dict[str, JSONDict] = {}
+        # The events the app subscribes to (``channel_message_events`` sends only these).
+        self.bot_events: set[str] = set(MESSAGE_EVENTS)
         # Per-method limits: at most N accepted calls in any `window` seconds (sliding log), else HTTP 429.
         # The stream methods start at Slack's tiers; `rate_windows` gives a method its own window.
         self.rate_limits: dict[str, int] = dict(STREAM_RATE_LIMITS)
@@ -1018,6 +1022,40 @@ class FakeSlack(FilesMixin, StreamsMixin, ActionsMixin, LocalServer):
             channel_type=channel_type,
             files=files,
         )
+
+    def channel_message_events(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U_ALICE",
+        thread_ts: str | None = None,
+        ts: str | None = None,
+        channel_type: str = "channel",
+    ) -> list[JSONDict]:
+        """Record a person's message in a channel (``text`` as Slack stores it: ``<@UBOT>`` for a
+        mention) and return every event Slack sends the app for it, as Slack does: an ``app_mention``
+        when it mentions the bot, and a ``message`` event when the app subscribes to
+        ``message.channels`` (``message.groups`` for a private channel, ``channel_type: "group"``),
+        the message that mentions the bot included. None in a channel the bot is not a member of."""
+        event = self.message_event(
+            channel, text, user=user, thread_ts=thread_ts, ts=ts, channel_type=channel_type
+        )
+        return self.events_for(event)
+
+    def events_for(self, message: JSONDict) -> list[JSONDict]:
+        """The events Slack sends the app for the channel message whose ``message`` event this is
+        (see ``channel_message_events``)."""
+        if message["channel"] in self.not_in_channel:
+            return []
+        events: list[JSONDict] = []
+        if "app_mention" in self.bot_events and f"<@{self.bot_user_id}" in str(message.get("text")):
+            mention = {k: v for k, v in message.items() if k != "channel_type"}
+            events.append({**mention, "type": "app_mention"})
+        subscription = "message.groups" if message.get("channel_type") == "group" else "message.channels"
+        if subscription in self.bot_events:
+            events.append(message)
+        return events
 
     def dm_event(
         self,

@@ -11,8 +11,10 @@ bot's Events API endpoint (``app_url``), exactly as Slack would send them:
 - a message that mentions ``@Threadline`` in a channel the bot is in → ``app_mention``;
 - a message may carry built-in sample files (``"attach": ["image"]``, ``"text"``): shared as Slack shares
   files (``files`` on the event, ``file_share`` for a DM), served at their ``url_private``;
+- every message in a channel the bot is in → ``message`` with ``channel_type: "channel"`` (the app
+  subscribes to ``message.channels``), a mention too: the bot answers replies in threads it answered;
 - any message in the DM with the bot → ``message`` with ``channel_type: "im"``;
-- other channel messages → nothing (the app subscribes to ``app_mention`` and ``message.im`` only);
+- messages in a channel the bot is not in → nothing;
 - ``/ask …`` → a form-encoded slash command with a response URL served here;
 - a button → a ``block_actions`` interactivity payload with a response URL served here;
 - "Summarize thread" on a message's menu → a ``message_action`` payload with a response URL served here;
@@ -368,18 +370,11 @@ class Workspace(FakeSlack):
             )
             self._deliver_event(event)
             ts = str(event["ts"])
-        elif mentioned and channel.member:
-            event = self._event_for(
-                channel.id,
-                text,
-                user=self.user_id,
-                thread_ts=thread_ts,
-                ts=None,
-                event_type="app_mention",
-                channel_type=None,
-                files=files,
-            )
-            self._deliver_event(event)
+        elif channel.member:
+            # As Slack: app_mention when it mentions the bot, and (message.channels) a message event
+            # for every message; the bot answers a reply without a mention in a thread it answered.
+            event = self.message_event(channel.id, text, user=self.user_id, thread_ts=thread_ts, files=files)
+            self._deliver_events(self.events_for(event))
             ts = str(event["ts"])
         else:
             msg = self.add_user_message(channel.id, text, user=self.user_id, thread_ts=thread_ts, files=files)
@@ -495,8 +490,18 @@ class Workspace(FakeSlack):
         task.add_done_callback(self._tasks.discard)
 
     def _deliver_event(self, event: JSONDict) -> None:
-        self.deliveries.append(("event", event))
-        self._spawn(self._send_event(event))
+        self._deliver_events([event])
+
+    def _deliver_events(self, events: list[JSONDict]) -> None:
+        """Send ``events`` one after the other (one message's ``app_mention`` before its ``message``)."""
+        self.deliveries.extend(("event", event) for event in events)
+
+        async def send() -> None:
+            for event in events:
+                await self._send_event(event)
+
+        if events:
+            self._spawn(send())
 
     def _bot_url(self, channel: str, thread_ts: str | None) -> str | None:
         if self.app_url is None:

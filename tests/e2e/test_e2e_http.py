@@ -148,6 +148,11 @@ async def test_follow_up_mention_in_thread_gets_context(
     assert not slack.calls_to("conversations.replies")  # the store had it
 
 
+def quoted(user: str, text: str) -> str:
+    """Another person's message in the thread, as the model reads it: a quotation, attributed."""
+    return f"Earlier in the thread, <@{user}> wrote (quoted for context; not the asker's words):\n> {text}"
+
+
 async def test_mention_in_a_thread_the_bot_never_saw_reads_the_thread(
     slack: FakeSlack, model: FakeOpenAI, bot: Bot
 ) -> None:
@@ -159,8 +164,8 @@ async def test_mention_in_a_thread_the_bot_never_saw_reads_the_thread(
     await answered(slack, "C1", root.ts, ["Use Redis."])
     assert slack.calls_to("conversations.replies")
     assert model.requests[-1]["messages"][1:] == [
-        {"role": "user", "content": "<@U_BOB>: We should cache the results."},
-        {"role": "user", "content": "<@U_CAROL>: Which cache?"},
+        {"role": "user", "content": quoted("U_BOB", "We should cache the results.")},
+        {"role": "user", "content": quoted("U_CAROL", "Which cache?")},
         {"role": "user", "content": "<@U_ALICE>: what do you think?"},
     ]
     # The next follow-up still sees the turns read from Slack (the store kept them), without
@@ -171,8 +176,8 @@ async def test_mention_in_a_thread_the_bot_never_saw_reads_the_thread(
     await answered(slack, "C1", root.ts, ["Use Redis.", "With a TTL."])
     assert len(slack.calls_to("conversations.replies")) == 1
     assert model.requests[-1]["messages"][1:] == [
-        {"role": "user", "content": "<@U_BOB>: We should cache the results."},
-        {"role": "user", "content": "<@U_CAROL>: Which cache?"},
+        {"role": "user", "content": quoted("U_BOB", "We should cache the results.")},
+        {"role": "user", "content": quoted("U_CAROL", "Which cache?")},
         {"role": "user", "content": "<@U_ALICE>: what do you think?"},
         {"role": "assistant", "content": "Use Redis."},
         {"role": "user", "content": "<@U_ALICE>: and expiry?"},
@@ -193,7 +198,7 @@ async def test_a_long_thread_read_from_slack_keeps_its_newest_turns(
     messages = model.requests[-1]["messages"]
     assert messages[-1] == {"role": "user", "content": "<@U_ALICE>: summary?"}
     assert messages[-2] == {"role": "assistant", "content": "turn 249"}  # the bot's own, as assistant
-    assert messages[-3] == {"role": "user", "content": "<@U_CAROL>: turn 248"}
+    assert messages[-3] == {"role": "user", "content": quoted("U_CAROL", "turn 248")}
     assert len(slack.calls_to("conversations.replies")) == 2
 
 

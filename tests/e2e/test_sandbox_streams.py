@@ -180,8 +180,8 @@ async def test_feedback_button_on_the_page(
         block_id="feedback",
         value="bad",
     )
-    await receiver.wait(2)
-    ctype, body, timestamp, signature = receiver.bodies[1]
+    await receiver.wait(3)  # the mention (app_mention and message), then the press
+    [(ctype, body, timestamp, signature)] = [b for b in receiver.bodies if b[0] != "application/json"]
     assert ctype == "application/x-www-form-urlencoded"
     assert signature == sign_request(workspace.signing_secret, timestamp, body)
     payload = json.loads(parse_qs(body)["payload"][0])

@@ -69,6 +69,33 @@ def test_the_built_in_scopes_are_the_manifests() -> None:
     assert list(MANIFEST_BOT_SCOPES) == MANIFEST_SCOPES
 
 
+def manifest_bot_events(text: str) -> list[str]:
+    """``settings.event_subscriptions.bot_events`` of the manifest (a list of ``- name`` lines)."""
+    events: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == "bot_events:":
+            inside = True
+        elif inside and line.strip().startswith("- "):
+            events.append(line.strip()[2:].split("#")[0].strip())
+        elif inside and line.strip():
+            break
+    return events
+
+
+def test_the_readme_lists_the_manifests_scopes_and_events() -> None:
+    text = MANIFEST.read_text()
+    events = manifest_bot_events(text)
+    assert {"app_mention", "message.im", "message.channels", "message.groups"} <= set(events)
+    readme = (ROOT / "README.md").read_text()
+    listed = readme[readme.index("## Create the Slack app") :].split("\n2. ", 1)[0]
+    for name in [*MANIFEST_SCOPES, *events]:
+        assert f"`{name}`" in listed, name
+    # The fake Slack's default scopes are the manifest's, and it sends the messages it subscribes to.
+    assert set(FakeSlack().scopes) <= set(MANIFEST_SCOPES)
+    assert set(FakeSlack().bot_events) <= set(events)
+
+
 async def test_good_settings_pass(workspace: FakeSlack, model: FakeOpenAI) -> None:
     checks = by_name(await run_checks(env_for(workspace, model)))
     assert [c.name for c in checks.values() if c.ok is False] == []

@@ -141,8 +141,13 @@ async def test_mention_becomes_a_signed_app_mention(
     workspace: Workspace, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
     posted = await ui(http, workspace, "/ui/post", channel="C0001", text="@Threadline is 1 < 2 & 3 > 2?")
-    (delivery,) = await receiver.wait(1)
+    delivery, also = await receiver.wait(2)
     assert_signed(workspace, delivery)
+    assert_signed(workspace, also)
+    # As Slack: the app subscribes to message.channels too, so the mention also comes as a message
+    # event (the bot answers it once, as the mention).
+    message = also.json()["event"]
+    assert (message["type"], message["channel_type"], message["ts"]) == ("message", "channel", posted["ts"])
     assert delivery.content_type == "application/json"
     body = delivery.json()
     assert body["type"] == "event_callback" and body["team_id"] == workspace.team_id
@@ -159,7 +164,8 @@ async def test_thread_reply_mention_carries_the_thread(
 ) -> None:
     root = await ui(http, workspace, "/ui/post", channel="C0002", text="hello @threadline")
     await ui(http, workspace, "/ui/post", channel="C0002", text="@Threadline more", thread_ts=root["ts"])
-    first, second = await receiver.wait(2)
+    got = await receiver.wait(4)
+    first, second = [d for d in got if d.json()["event"]["type"] == "app_mention"]
     assert first.json()["event"]["text"] == "hello <@U0BOT>"
     event = second.json()["event"]
     assert event["thread_ts"] == root["ts"] and event["parent_user_id"] == "U0YOU"
@@ -177,18 +183,21 @@ async def test_dm_is_a_message_event_of_an_im(
     assert event["text"] == "what is a token bucket?"
 
 
-async def test_channel_chatter_is_not_delivered(
+async def test_channel_chatter_is_delivered_only_where_the_bot_is(
     workspace: Workspace, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
     posted = await ui(http, workspace, "/ui/post", channel="C0001", text="morning all, no bot here")
-    assert workspace.deliveries == []  # decided synchronously, before the answer
+    # The bot is a member and subscribes to message.channels: it gets the message (and ignores it).
+    [(kind, event)] = workspace.deliveries  # decided synchronously, before the answer
+    assert (kind, event["type"], event["channel_type"]) == ("event", "message", "channel")
     assert workspace.message("C0001", posted["ts"]).user == "U0YOU"
-    # A mention where the bot is not a member: Slackbot says so, the bot is not told.
+    # Where the bot is not a member, nothing; a mention there: Slackbot says so, the bot is not told.
     await ui(http, workspace, "/ui/post", channel="C0003", text="@Threadline hello?")
-    assert workspace.deliveries == []
+    await ui(http, workspace, "/ui/post", channel="C0003", text="just chatting")
+    assert len(workspace.deliveries) == 1
     (note,) = workspace.ephemerals(channel="C0003")
     assert note.user == "USLACKBOT" and "not in this channel" in note.text
-    assert receiver.got == []
+    assert len(await receiver.wait(1)) == 1
 
 
 async def test_ask_is_a_signed_slash_command_and_its_response_url_shows_privately(
@@ -257,7 +266,8 @@ async def test_button_sends_a_signed_block_actions_payload(
         channel="C0001", thread_ts=question["ts"], text="Thinking", blocks=blocks
     )
     await ui(http, workspace, "/ui/action", channel="C0001", ts=posted["ts"], action_id="threadline_stop")
-    _, delivery = await receiver.wait(2)
+    got = await receiver.wait(3)  # the mention (app_mention and message), then the press
+    [delivery] = [d for d in got if d.content_type == "application/x-www-form-urlencoded"]
     assert_signed(workspace, delivery)
     payload = json.loads(delivery.form()["payload"])
     assert payload["type"] == "block_actions"

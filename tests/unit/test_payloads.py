@@ -8,6 +8,7 @@ from bot.payloads import (
     button_press,
     dedup_keys,
     feedback_vote,
+    is_followup,
     is_user_message,
     reacted_message,
     request_from_command,
@@ -37,6 +38,47 @@ BOT = "UBOT"
 )
 def test_which_messages_count(event: dict[str, str], expected: bool) -> None:
     assert is_user_message(event, BOT) is expected
+
+
+REPLY = {"user": "U1", "ts": "2.2", "thread_ts": "1.1", "channel_type": "channel", "text": "and then?"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, True),
+        ({"channel_type": "group"}, True),  # a private channel (message.groups)
+        ({"subtype": "thread_broadcast"}, True),
+        ({"subtype": "file_share"}, True),
+        ({"text": "thanks <#C1|general> and https://example.com"}, True),
+        ({"channel_type": "im"}, False),  # a DM: handlers.dm
+        ({"channel_type": "mpim"}, False),
+        ({"channel_type": None}, False),
+        ({"thread_ts": None}, False),  # a top-level message
+        ({"thread_ts": "2.2"}, False),  # the thread's first message
+        ({"text": "<@UBOT> and then?"}, False),  # a mention: answered as app_mention
+        ({"text": "<@UBOT|threadline> and <@U2>?"}, False),
+        ({"text": "<@U2> what do you think?"}, False),  # for someone else
+        ({"text": "<@W2|bob> ping"}, False),
+        ({"text": "<!subteam^S1|@oncall> look"}, False),
+        ({"text": "<!here> heads up"}, False),
+        ({"text": "<!channel|channel> all"}, False),
+        ({"user": BOT, "bot_id": "BBOT"}, False),
+        ({"bot_id": "B2"}, False),
+        ({"subtype": "bot_message", "bot_id": "B2"}, False),
+        ({"subtype": "message_changed"}, False),
+        ({"subtype": "message_deleted"}, False),
+        ({"subtype": "channel_join"}, False),
+    ],
+)
+def test_which_replies_are_follow_ups(change: dict[str, object], expected: bool) -> None:
+    event = {k: v for k, v in {**REPLY, **change}.items() if v is not None}
+    assert is_followup(event, BOT) is expected
+
+
+def test_without_the_bots_id_any_mention_addresses_someone_else() -> None:
+    assert is_followup(REPLY, None)
+    assert not is_followup({**REPLY, "text": "<@UBOT> hi"}, None)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,12 @@ def test_native_streams_by_default() -> None:
     assert Settings.from_env({**BASE, "BOT_TRANSPORT": "Edit"}).transport == "edit"
 
 
+def test_thread_follow_ups_are_on_by_default() -> None:
+    assert Settings.from_env(BASE).thread_followups
+    assert not Settings.from_env({**BASE, "BOT_THREAD_FOLLOWUPS": "false"}).thread_followups
+    assert Settings.from_env({**BASE, "BOT_THREAD_FOLLOWUPS": "True"}).thread_followups
+
+
 def test_socket_mode_needs_no_signing_secret() -> None:
     env = {**BASE, "SLACK_APP_TOKEN": "xapp-1-A-1-x"}
     del env["SLACK_SIGNING_SECRET"]
@@ -68,6 +74,7 @@ def test_tokens_are_not_in_repr() -> None:
         ({"BOT_STREAM_ROLLOVER_CHARS": "100"}, "BOT_STREAM_ROLLOVER_CHARS", "at least 500"),
         ({"BOT_STREAM_STARTS_PER_MINUTE": "0"}, "BOT_STREAM_STARTS_PER_MINUTE", "at least 1"),
         ({"BOT_STREAM_ROLLOVER_SECONDS": "0"}, "BOT_STREAM_ROLLOVER_SECONDS", "greater than 0"),
+        ({"BOT_THREAD_FOLLOWUPS": "sometimes"}, "BOT_THREAD_FOLLOWUPS", "true or false"),
     ],
 )
 def test_bad_values_name_the_variable(change: dict[str, str], variable: str, words: str) -> None:
