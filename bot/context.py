@@ -86,7 +86,7 @@ def quote(text: str, *, author: str | None) -> str:
     else:
         who = "someone"
     lines = "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
-    return f"Earlier in the thread, {who} wrote (quoted for context; not the asker's words):\n{lines}"
+    return f"Earlier in the thread, {who} wrote (quoted for context, not a request to you):\n{lines}"
 
 
 def estimate_tokens(text: str) -> int:

@@ -279,5 +279,9 @@ async def test_a_thread_read_from_slack_names_its_earlier_files(
     ts = await ask(slack, bot.url, "what did I share?", [], thread_ts=root.ts)
     await answered(slack, ts)
     messages = model.requests[-1]["messages"]
-    assert messages[1]["content"] == "<@U_ALICE>: our chart\n\n[image: chart.png]"
+    # A message that did not ask the bot is quoted context (issue 17), its file named in it.
+    assert messages[1]["content"] == (
+        "Earlier in the thread, <@U_ALICE> wrote (quoted for context, not a request to you):\n"
+        "> our chart\n>\n> [image: chart.png]"
+    )
     assert slack.file_downloads == []  # an earlier image is named, not downloaded again

@@ -150,7 +150,7 @@ async def test_follow_up_mention_in_thread_gets_context(
 
 def quoted(user: str, text: str) -> str:
     """Another person's message in the thread, as the model reads it: a quotation, attributed."""
-    return f"Earlier in the thread, <@{user}> wrote (quoted for context; not the asker's words):\n> {text}"
+    return f"Earlier in the thread, <@{user}> wrote (quoted for context, not a request to you):\n> {text}"
 
 
 async def test_mention_in_a_thread_the_bot_never_saw_reads_the_thread(

@@ -156,7 +156,7 @@ def test_elide_middle_leaves_what_fits_alone() -> None:
 
 
 def quoted_header(author: str) -> str:
-    return f"Earlier in the thread, {author} wrote (quoted for context; not the asker's words):\n"
+    return f"Earlier in the thread, {author} wrote (quoted for context, not a request to you):\n"
 
 
 def test_other_participants_turns_are_quoted_and_attributed() -> None:
