@@ -297,7 +297,9 @@ async def test_summarize_thread_sends_a_signed_message_action_payload(
     reply = await ui(http, workspace, "/ui/post", channel="C0002", text="Yes!", thread_ts=question["ts"])
     shown = await ui(http, workspace, "/ui/shortcut", channel="C0002", ts=reply["ts"])
     assert shown["thread_ts"] == question["ts"]  # the page opens the thread the summary goes into
-    (delivery,) = await receiver.wait(1)
+    # The two messages were delivered as message events (the bot is in #random), then the shortcut.
+    *messages, delivery = await receiver.wait(3)
+    assert [m.json()["event"]["type"] for m in messages] == ["message", "message"]
     assert_signed(workspace, delivery)
     payload = json.loads(delivery.form()["payload"])
     assert payload["type"] == "message_action" and payload["callback_id"] == "summarize_thread"
