@@ -19,6 +19,8 @@ from bot.context import Turn
 from bot.limits import policy
 from bot.settings import Settings
 from bot.texts import files_unreadable_note
+from sandbox.fake_openai import image_parts
+from sandbox.slack_files import sample_png
 from sandbox.workspace import Workspace
 from tests.conftest import Bot, StartBot, bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
@@ -127,6 +129,21 @@ async def test_a_broadcast_reply_and_a_reply_with_a_file_count_as_replies(
     note = files_unreadable_note(["app.log"])  # a kind of file the bot does not read
     await slack.wait_for(lambda: note in bot_replies(slack, "C1", root)[-1].text, timeout=10)
     assert "File answer." in bot_replies(slack, "C1", root)[-1].text
+
+
+async def test_a_reply_with_only_an_image_is_a_follow_up(
+    slack: FakeSlack, model: FakeOpenAI, bot: Bot
+) -> None:
+    """An image with no words, in a thread the bot answered, is a question too (issue 17)."""
+    root = await answered_thread(slack, model, bot)
+    model.script(Reply.text("A gradient."))
+    image = slack.add_file("chart.png", sample_png())
+    shared = slack.message_event("C1", "", thread_ts=root, files=[image])
+    assert shared["subtype"] == "file_share"
+    await deliver(slack, bot, shared)
+    await answered(slack, "C1", root, ["First answer.", "A gradient."])
+    (part,) = image_parts(model.requests[-1])
+    assert part["image_url"]["url"].startswith("data:image/png;base64,")
 
 
 async def test_a_reply_in_the_thread_of_an_ask_answer_is_answered(
