@@ -14,6 +14,19 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 
 
+# Under pytest-xdist (scripts/test.sh runs the suite in several processes) the tests that start
+# processes and servers are handed out first and the quick pure ones fill the gaps at the end.
+_DISPATCH_ORDER = ("tests/process/", "tests/e2e/", "tests/contract/", "tests/unit/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_DISPATCH_ORDER) if path.startswith(prefix)), 0)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
+
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack() as fake:

@@ -4,6 +4,7 @@ exactly once, in channel order, by the survivor."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -59,9 +60,8 @@ async def test_sigkill_of_the_busy_replica_loses_nothing_and_keeps_order(
         BOT_POSTS_PER_CHANNEL_PER_SECOND="1",
     )
     a, b = BotProcess(dict(env)), BotProcess(dict(env))
-    await a.start()
-    await b.start()
     try:
+        await asyncio.gather(a.start(), b.start())
         events = [slack.mention_event("C1", f"q{i}") for i in range(4)]
         for event in events:
             status, _ = await slack.send_event(a.url, event)

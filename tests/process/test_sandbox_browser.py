@@ -46,6 +46,9 @@ if not IN_CI and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playw
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 DEMO_LABEL_TEXT = "Demo model — set OPENAI_API_KEY for real answers"
+# One page and one sandbox for the module, whose tests follow on from each other: under pytest-xdist
+# (--dist loadgroup, as scripts/test.sh runs it) they all run in one worker, in order.
+pytestmark = pytest.mark.xdist_group("sandbox_browser")
 
 
 class SandboxProcess:
