@@ -13,7 +13,6 @@ from bot.settings import Settings
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 
-
 # Under pytest-xdist (scripts/test.sh runs the suite in several processes) the tests that start
 # processes and servers are handed out first and the quick pure ones fill the gaps at the end.
 _DISPATCH_ORDER = ("tests/process/", "tests/e2e/", "tests/contract/", "tests/unit/")
