@@ -172,7 +172,9 @@ async def replicas(
                 model,
                 REDIS_URL=redis_server.url,
                 OPENAI_MODEL=name,
-                BOT_LEASE_SECONDS="1.5",
+                # A survivor takes a killed replica's job when its lease lapses. Not shorter: a replica
+                # starved of CPU for a second (a loaded machine, tests in parallel) keeps a live lease.
+                BOT_LEASE_SECONDS="3",
                 LOG_LEVEL="INFO",
                 **env,
             )

@@ -46,9 +46,6 @@ if not IN_CI and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playw
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 DEMO_LABEL_TEXT = "Demo model — set OPENAI_API_KEY for real answers"
-# One page and one sandbox for the module, whose tests follow on from each other: under pytest-xdist
-# (--dist loadgroup, as scripts/test.sh runs it) they all run in one worker, in order.
-pytestmark = pytest.mark.xdist_group("sandbox_browser")
 
 
 class SandboxProcess:
@@ -120,6 +117,8 @@ class SandboxProcess:
             raise
 
 
+# One sandbox and one page for the module, whose tests follow on from each other: under pytest-xdist
+# they run in one worker, in order (tests/conftest.py's pytest_xdist_make_scheduler).
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxProcess, str]]:
     process = SandboxProcess(tmp_path_factory.mktemp("sandbox"))
