@@ -313,7 +313,10 @@ async def test_a_resumed_long_answer_reuses_the_messages_already_posted(
     assert len(expected) >= 3
     await slack.wait_for(lambda: [m.text for m in bot_replies(slack, "C1", event["ts"])] == expected, 20)
     # no second copy of a piece: the continuation the dead replica posted was reused
-    assert len(slack.thread("C1", event["ts"], include_deleted=True)) == 1 + len(expected)
+    thread = slack.thread("C1", event["ts"], include_deleted=True)
+    assert len(thread) == 1 + len(expected), [
+        (m.ts, m.deleted, m.args.get("metadata"), m.text[:30], m.text[-20:], len(m.edits)) for m in thread
+    ]
 
 
 async def test_sigterm_hands_the_job_back(
