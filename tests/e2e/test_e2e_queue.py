@@ -312,13 +312,14 @@ async def test_a_resumed_long_answer_reuses_the_messages_already_posted(
     expected = split_message(to_mrkdwn(answer))
     assert len(expected) >= 3
     await slack.wait_for(lambda: [m.text for m in bot_replies(slack, "C1", event["ts"])] == expected, 20)
-    # no second copy of a piece: the continuation the dead replica posted was reused
-    thread = slack.thread("C1", event["ts"], include_deleted=True)
-    if len(thread) != 1 + len(expected):
-        shown = [
-            (m.ts, m.deleted, m.args.get("metadata"), m.text[:30], m.text[-20:], len(m.edits)) for m in thread
-        ]
-        pytest.fail(f"{len(thread)} messages, {1 + len(expected)} expected: {shown}", pytrace=False)
+    # No second copy of a piece: the continuation the dead replica posted was reused. The only other
+    # message allowed is a second placeholder deleted at once: under load a worker may post one while
+    # the intake's waits for its claim, and the loser deletes its own (bot/placeholders.py).
+    thread = slack.thread("C1", event["ts"], include_deleted=True)[1:]
+    pieces = [m.args["metadata"]["event_payload"]["piece"] for m in thread if m.args.get("metadata")]
+    assert len(pieces) == len(thread)  # every message the bot posted is a piece of this answer
+    kept = [piece for m, piece in zip(thread, pieces, strict=True) if not (m.deleted and piece == 0)]
+    assert kept == list(range(len(expected))), [(m.ts, m.deleted, m.text[:30]) for m in thread]
 
 
 async def test_sigterm_hands_the_job_back(
