@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import TextIO
 import aiohttp
 
 from bot.settings import environment
-from sandbox.demo_model import DEMO_MODEL_NAME, DemoModel
+from sandbox.demo_model import DEMO_MODEL_NAME, WORD_SECONDS, DemoModel
 from sandbox.ports import free_port
 from sandbox.workspace import Workspace
 
@@ -55,6 +56,16 @@ def bot_attempts(env: Mapping[str, str]) -> int:
         return max(1, int(env.get("BOT_MAX_ATTEMPTS", "").strip() or 3))
     except ValueError:
         return 3
+
+
+def demo_word_seconds(env: Mapping[str, str]) -> float:
+    """The demo model's pause between words, ``SANDBOX_DEMO_WORD_SECONDS`` (default 0.03: an answer takes
+    about 6 s); the tests set it shorter. A malformed or negative value counts as the default."""
+    try:
+        seconds = float(env.get("SANDBOX_DEMO_WORD_SECONDS", "").strip() or WORD_SECONDS)
+    except ValueError:
+        return WORD_SECONDS
+    return seconds if math.isfinite(seconds) and seconds >= 0 else WORD_SECONDS
 
 
 class Sandbox:
@@ -92,7 +103,11 @@ class Sandbox:
         bot_env = self._bot_env()
         if self.demo is None and not model_configured(self.env):
             # A failing demo question fails every attempt of the bot's first answer, so its Retry works.
-            self.demo = DemoModel(host=self.host, max_attempts=bot_attempts(self.env))
+            self.demo = DemoModel(
+                host=self.host,
+                max_attempts=bot_attempts(self.env),
+                word_seconds=demo_word_seconds(self.env),
+            )
             await self.demo.start()
             bot_env.update(
                 OPENAI_API_KEY=self.demo.api_key,

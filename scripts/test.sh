@@ -26,4 +26,11 @@ fi
 .venv/bin/ruff check bot handlers sandbox tests
 .venv/bin/ruff format --check bot handlers sandbox tests
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# pytest keeps its rewritten test modules in __pycache__ (each xdist worker collects the whole suite):
+# an environment that turns bytecode caching off would recompile them in every worker.
+unset PYTHONDONTWRITEBYTECODE
+# Six processes (pytest-xdist): most of the suite's time is spent waiting for subprocesses, servers and
+# paced answers, so six workers keep two cores busy (tests/conftest.py hands the slow tests out first and
+# keeps the browser tests in one worker). Arguments come after and override: -n 0 runs the suite in this
+# process.
+exec .venv/bin/python -m pytest -n 6 "$@"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,38 @@ from bot.app import Runtime
 from bot.settings import Settings
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.slack import FakeSlack
+
+# Under pytest-xdist (scripts/test.sh runs the suite in several processes) the tests that start
+# processes and servers are handed out first and the quick pure ones fill the gaps at the end.
+_DISPATCH_ORDER = ("tests/process/", "tests/e2e/", "tests/contract/", "tests/unit/")
+# Modules whose tests share one module-scoped fixture and follow on from each other (one browser page):
+# all their tests go to one worker, in order. (xdist's own --dist loadgroup does not group with
+# pytest 9: it renames items through an attribute pytest 9 no longer reads.)
+_ONE_WORKER_MODULES = frozenset({"tests/process/test_sandbox_browser.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_DISPATCH_ORDER) if path.startswith(prefix)), 0)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown to pytest without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (xdist's default), with the modules of ``_ONE_WORKER_MODULES`` kept whole: every
+    other test is a unit of its own, handed to whichever worker is free (the largest units first)."""
+    if config.getoption("dist") != "load":
+        return None  # another --dist asked for explicitly: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in _ONE_WORKER_MODULES else nodeid
+
+    return Scheduling(config, log)
 
 
 @pytest.fixture

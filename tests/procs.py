@@ -39,8 +39,10 @@ class BotProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=self.log,
         )
+        # Start-up (import and bind) takes about a second, several on a loaded machine: bounded, generously.
+        deadline = asyncio.get_running_loop().time() + 45
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):  # start-up: import and bind, bounded
+            while asyncio.get_running_loop().time() < deadline:
                 if self.proc.returncode is not None:
                     raise AssertionError(f"bot exited at start: {self.output()}")
                 try:
@@ -50,7 +52,7 @@ class BotProcess:
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.05)
-        raise AssertionError("bot never became healthy")
+        raise AssertionError(f"bot never became healthy: {self.output()}")
 
     def output(self) -> str:
         self.log.seek(0)

@@ -812,7 +812,8 @@ class TestEditBudgetContract:
             started = time.monotonic()
             await budget.acquire(team_id="T1", priority=Priority.FINAL)
             await budget.acquire(team_id="T1", priority=Priority.FINAL)
-            assert time.monotonic() - started < 0.2  # the finals did not wait for the progress edits
+            # the finals did not wait for the progress edits (a window, 0.5 s; the rest is a loaded machine's)
+            assert time.monotonic() - started < 0.4
             assert not any(task.done() for task in progress)
             await asyncio.wait_for(asyncio.gather(*progress), 3.0)
         finally:
@@ -828,7 +829,7 @@ class TestEditBudgetContract:
         started = time.monotonic()
         for _ in range(3):
             await budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS)
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 0.4  # no wait for a window (0.6 s)
         fourth = asyncio.create_task(budget.acquire(team_id="T1", priority=Priority.FIRST_WORDS))
         await asyncio.sleep(0.1)
         assert not fourth.done()  # it would push a final into a third window
@@ -855,7 +856,7 @@ class TestEditBudgetContract:
         assert await budget.try_reserve(team_id="T2", answer_id="c")  # another workspace
         started = time.monotonic()
         await budget.acquire(team_id="T1", priority=Priority.FINAL, answer_id="a")
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.4  # at once, not after a window (0.6 s)
         assert not await budget.try_reserve(team_id="T1", answer_id="c")  # 2 sent + 1 kept
         await budget.live(team_id="T1", answer_id="b", alive=False)  # b gives its call back unused
         assert await budget.try_reserve(team_id="T1", answer_id="c")
@@ -872,6 +873,6 @@ class TestEditBudgetContract:
         await budget.pause(team_id="T1", seconds=0.1)  # a shorter pause does not cut the longer one
         started = time.monotonic()
         await budget.acquire(team_id="T2", priority=Priority.PROGRESS)  # another workspace: no wait
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.25  # not held for T1's pause (0.3 s)
         await budget.acquire(team_id="T1", priority=Priority.FINAL)
         assert 0.3 - _TIMING_SLACK <= time.monotonic() - started < 1.0

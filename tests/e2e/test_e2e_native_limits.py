@@ -13,7 +13,7 @@ from bot.redis import connect
 from bot.view.markdown import neutralise
 from tests.conftest import StartBot
 from tests.e2e.test_e2e_native import answers, finished, has_feedback, shown
-from tests.e2e.test_e2e_queue import replicas  # noqa: F401
+from tests.e2e.test_e2e_queue import replicas, start_replicas  # noqa: F401
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
 from tests.procs import BotProcess
@@ -104,7 +104,7 @@ async def test_a_stream_rolls_over_before_slack_ends_it(
     )
     lines = [f"line {i} of the answer" for i in range(60)]
     text = "\n".join(lines)
-    model.script(Reply.text(text, delay=0.03))
+    model.script(Reply.text(text, delay=0.01))
     event = slack.mention_event("C1", "q")
     await slack.send_event(bot.url, event)
     replies = await finished(slack, "C1", event["ts"], timeout=20)
@@ -190,7 +190,7 @@ async def test_a_native_answer_whose_replica_dies_is_shown_once(
     model: FakeOpenAI,
     replicas: Callable[..., Awaitable[BotProcess]],  # noqa: F811
 ) -> None:
-    procs = {name: await replicas(name, BOT_TRANSPORT="native") for name in ("a", "b")}
+    procs = await start_replicas(replicas, "a", "b", BOT_TRANSPORT="native")
     answer = " ".join(f"word{i}" for i in range(60))
     model.script(Reply.text(answer, delay=0.05), Reply.text(answer, delay=0.01))
     event = slack.mention_event("C1", "a long answer please")

@@ -28,12 +28,20 @@ from aiohttp import web
 from openai import AsyncOpenAI
 from slack_sdk.web.async_client import AsyncWebClient
 
-from sandbox.demo_model import ANSWER_END, DEMO_LABEL, LONG_ANSWER_END, DemoModel, demo_answer
+from sandbox.demo_model import (
+    ANSWER_END,
+    DEMO_LABEL,
+    LONG_ANSWER_END,
+    WORD_SECONDS,
+    DemoModel,
+    demo_answer,
+)
 from sandbox.fake_openai import FakeOpenAI, Reply
 from sandbox.ports import free_port
 from sandbox.runner import (
     Sandbox,
     bot_attempts,
+    demo_word_seconds,
     is_placeholder,
     model_configured,
     slack_configured,
@@ -445,6 +453,14 @@ def test_trigger_words_are_in_the_help_and_attempts_follow_the_bot() -> None:
     assert bot_attempts({"BOT_MAX_ATTEMPTS": "many"}) == 3  # the bot refuses it anyway
 
 
+def test_the_demo_pace_is_settable() -> None:
+    assert demo_word_seconds({}) == WORD_SECONDS
+    assert demo_word_seconds({"SANDBOX_DEMO_WORD_SECONDS": " 0.005 "}) == 0.005
+    assert demo_word_seconds({"SANDBOX_DEMO_WORD_SECONDS": "0"}) == 0.0
+    for bad in ("fast", "-1", "nan", "inf"):
+        assert demo_word_seconds({"SANDBOX_DEMO_WORD_SECONDS": bad}) == WORD_SECONDS, bad
+
+
 def test_demo_model_long_answer_and_context() -> None:
     long = demo_answer({"messages": [{"role": "user", "content": "a LONG answer please"}]})
     assert long.rstrip().endswith(LONG_ANSWER_END) and len(long.split()) > 400
@@ -599,7 +615,7 @@ async def test_python_m_bot_sandbox_answers_a_mention_with_the_demo_model(
     http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = clean_env(PORT=str(port), BOT_MAX_ATTEMPTS="1")
+    env = clean_env(PORT=str(port), BOT_MAX_ATTEMPTS="1", SANDBOX_DEMO_WORD_SECONDS="0.005")
     async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
         assert sandbox.url == f"http://127.0.0.1:{port}"
         ts = await mention(http, sandbox.url, "@Threadline hi")
@@ -723,7 +739,10 @@ async def test_ctrl_c_lets_the_answer_in_flight_finish_with_the_demo_model(
     http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     """Issue 14 item 16: Ctrl-C stops the bot first (it finishes its answers), then the demo model."""
-    env = clean_env(PORT=str(free_port()), BOT_MAX_ATTEMPTS="1", LOG_LEVEL="INFO")
+    # The answer is still being written when Ctrl-C comes (about 2 s at this pace).
+    env = clean_env(
+        PORT=str(free_port()), BOT_MAX_ATTEMPTS="1", LOG_LEVEL="INFO", SANDBOX_DEMO_WORD_SECONDS="0.01"
+    )
     async with running([sys.executable, "-m", "bot", "sandbox"], env=env, cwd=tmp_path) as sandbox:
         ts = await mention(http, sandbox.url, "@Threadline hi")
         await bot_texts_until(http, sandbox.url, ts, "Demo model")  # the answer is being written

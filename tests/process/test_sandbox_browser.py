@@ -117,6 +117,8 @@ class SandboxProcess:
             raise
 
 
+# One sandbox and one page for the module, whose tests follow on from each other: under pytest-xdist
+# they run in one worker, in order (tests/conftest.py's pytest_xdist_make_scheduler).
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxProcess, str]]:
     process = SandboxProcess(tmp_path_factory.mktemp("sandbox"))
