@@ -31,6 +31,7 @@ from bot.reactions import Reactions
 from bot.replies import Replies
 from bot.settings import Settings
 from bot.store.base import Deduplicator, StoreUnavailable
+from bot.tasks import cancel_and_wait
 from bot.texts import BOT_BUSY_TEXT, BUSY_TEXT, HELP_TEXT, QUEUE_DOWN_TEXT, WARNING_PREFIX, queued_text
 
 logger = logging.getLogger(__name__)
@@ -115,10 +116,7 @@ class Intake:
         return True
 
     async def close(self) -> None:
-        tasks = list(self._after_ack)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self._after_ack)
 
     def _reply(self, request: Request, text: str) -> None:
         self.later(self.replies.reply(request, text), name=f"reply-{request.id}")

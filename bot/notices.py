@@ -16,6 +16,7 @@ from bot.gateway import SlackGateway
 from bot.jobs import Job, Source
 from bot.queue.base import JobQueue
 from bot.ratelimit.base import Priority
+from bot.tasks import cancel_and_wait
 from bot.texts import command_header, queued_text
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,4 @@ class QueueNotices:
 
     async def close(self) -> None:
         """Queue notices are dropped at once."""
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks.values())

@@ -16,6 +16,7 @@ from bot.errors import SlackError
 from bot.gateway import SlackGateway
 from bot.jobs import Request
 from bot.settings import Settings
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,4 @@ class Reactions:
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=linger)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)

@@ -12,9 +12,10 @@ every round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,4 @@ class Readiness:
         if self._task is None:
             return
         task, self._task = self._task, None
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

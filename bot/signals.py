@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from bot.redis import KEY_PREFIX
 from bot.redis import key as redis_key
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -86,5 +87,4 @@ class RedisSignals:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)

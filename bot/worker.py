@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from bot.jobs import Job
 from bot.logs import bound_request
 from bot.queue.base import JobQueue
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,7 @@ class Worker:
         try:
             await self.handler(job)
         except asyncio.CancelledError:
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
+            await cancel_and_wait(beat)
             await asyncio.shield(self._release(job))
             raise
         except TryLater as later:
@@ -161,14 +161,12 @@ class Worker:
             try:
                 await asyncio.sleep(later.delay)  # the heartbeat keeps the lease meanwhile
             finally:
-                beat.cancel()
-                await asyncio.gather(beat, return_exceptions=True)
+                await cancel_and_wait(beat)
                 await asyncio.shield(self._release(job))
             return
         except Exception:
             logger.exception("job %s failed", job.id)
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+        await cancel_and_wait(beat)
         await asyncio.shield(self._complete(job, lease))
 
     async def _complete(self, job: Job, lease: _Lease) -> None:
