@@ -16,9 +16,10 @@ import logging
 
 from bot.errors import CannotPost, SlackError
 from bot.gateway import SlackGateway
+from bot.gateway.errors import piece_of
 from bot.jobs import Job, Source
 from bot.store.base import Deduplicator, StoreUnavailable
-from bot.texts import WORKING_ON_IT, command_header
+from bot.texts import RESUMING_TEXT, THINKING_TEXT, WORKING_ON_IT, command_header
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ CANNOT_POST = "cannot_post"
 
 def _key(job: Job) -> str:
     return f"placeholder:{job.id}"
+
+
+def _is_placeholder_text(text: str) -> bool:
+    """What a placeholder shows before its answer: the thinking line or a queue notice."""
+    return text in (THINKING_TEXT, RESUMING_TEXT) or text.startswith("_Queued: ")
 
 
 class Placeholders:
@@ -118,7 +124,34 @@ class Placeholders:
     async def adopt(self, job: Job, status: str) -> str | None:
         """At the start of the answer: the job's placeholder (posted by the intake, here or on
         another replica, or by an earlier worker), else a new one showing ``status``. Returns a ts,
-        ``VIA_RESPONSE_URL`` or ``CANNOT_POST``; raises ``SlackError`` when Slack keeps failing."""
+        ``VIA_RESPONSE_URL`` or ``CANNOT_POST``; raises ``SlackError`` when Slack keeps failing.
+
+        A resumed job's worker died: if it died as a loser of the claim, before deleting its own
+        post, that post is still there. It is removed here, so the thread ends with one answer."""
+        owner = await self._adopt(job, status)
+        if job.resumed and owner not in (None, VIA_RESPONSE_URL, CANNOT_POST):
+            await self._remove_strays(job, str(owner))
+        return owner
+
+    async def _remove_strays(self, job: Job, owner: str) -> None:
+        request = job.request
+        if request.source is Source.COMMAND or request.thread_ts is None:
+            return  # a command's placeholder is top-level: no thread to look in
+        try:
+            messages = await self.gateway.thread_messages(
+                channel=request.channel, thread_ts=request.thread_ts, team_id=request.team_id, metadata=True
+            )
+        except SlackError as err:
+            logger.warning("could not look for a second placeholder (request %s): %s", request.id, err.error)
+            return
+        for message in messages:
+            ts = str(message.get("ts") or "")
+            text = str(message.get("text") or "")
+            if ts != owner and piece_of(message, request.id) == 0 and _is_placeholder_text(text):
+                logger.info("removing a second placeholder %s of request %s", ts, request.id)
+                await self._delete(request.channel, ts)
+
+    async def _adopt(self, job: Job, status: str) -> str | None:
         if job.placeholder_ts is not None:
             return job.placeholder_ts
         posting = self._posting.get(job.id)
