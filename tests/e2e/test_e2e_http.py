@@ -11,6 +11,7 @@ import time
 from bot.render import to_mrkdwn
 from bot.split import join_pieces, split_message
 from bot.texts import ASK_USAGE_TEXT, HELP_TEXT, INVITE_HINT, LONG_QUESTION_NOTE, THINKING_TEXT
+from sandbox.slack_model import Call
 from tests.conftest import Bot, StartBot
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack, Message
@@ -37,6 +38,22 @@ def final_text(slack: FakeSlack, channel: str, thread_ts: str) -> list[str]:
 
 async def answered(slack: FakeSlack, channel: str, thread_ts: str, expected: list[str]) -> None:
     await slack.wait_for(lambda: final_text(slack, channel, thread_ts) == expected, timeout=10)
+
+
+async def settled(slack: FakeSlack, model: FakeOpenAI, bot: Bot, channel: str) -> str:
+    """A negative check by events, not seconds: a question asked now in ``channel`` is answered in
+    its turn, after anything the events sent before it started there (each was queued before its
+    200, in the channel's order). Returns the marker's ts; its answer is the model's newest request."""
+    model.script(Reply.text("Marker."))
+    marker = slack.mention_event(channel, "marker")
+    status, _ = await slack.send_event(bot.url, marker)
+    assert status == 200
+    await answered(slack, channel, marker["ts"], ["Marker."])
+    return str(marker["ts"])
+
+
+def posts_besides(slack: FakeSlack, marker: str) -> list[Call]:
+    return [c for c in slack.calls_to("chat.postMessage") if c.args.get("thread_ts") != marker]
 
 
 async def test_mention_streams_into_a_placeholder_in_the_thread(
@@ -257,8 +274,8 @@ async def test_ask_without_text_gets_usage(slack: FakeSlack, model: FakeOpenAI, 
     status, body = await slack.send_command(bot.url, text="   ")
     assert status == 200
     assert ASK_USAGE_TEXT.split("`")[1] in body  # the ephemeral ack carries the usage
-    await asyncio.sleep(0.1)
-    assert not model.requests and not slack.calls_to("chat.postMessage")
+    marker = await settled(slack, model, bot, "C0001")
+    assert len(model.requests) == 1 and not posts_besides(slack, marker)
 
 
 async def test_unknown_command_is_answered(slack: FakeSlack, model: FakeOpenAI, bot: Bot) -> None:
@@ -343,9 +360,8 @@ async def test_ignored_events_get_200_and_no_answer(slack: FakeSlack, model: Fak
     for event in (own, other_bot, edited, deleted, joined, reaction, channel_message):
         status, _ = await slack.send_event(bot.url, event)
         assert status == 200, event
-    await asyncio.sleep(0.2)
-    assert not model.requests
-    assert not slack.calls_to("chat.postMessage")
+    marker = await settled(slack, model, bot, "C1")
+    assert len(model.requests) == 1 and not posts_besides(slack, marker)
 
 
 async def test_retried_delivery_is_answered_once(slack: FakeSlack, model: FakeOpenAI, bot: Bot) -> None:
@@ -356,8 +372,8 @@ async def test_retried_delivery_is_answered_once(slack: FakeSlack, model: FakeOp
     # the same message again under another event id (delivered as a message event, for instance)
     await slack.send_event(bot.url, event, event_id="EvOTHER", retry_num=2)
     await answered(slack, "C1", event["ts"], ["Once."])
-    await asyncio.sleep(0.2)
-    assert len(model.requests) == 1
+    await settled(slack, model, bot, "C1")
+    assert len(model.requests) == 2  # "hello" once, then the marker
     assert len(replies(slack, "C1", event["ts"])) == 1
 
 
@@ -370,8 +386,8 @@ async def test_bad_or_stale_signature_is_rejected(slack: FakeSlack, model: FakeO
     assert status == 401
     status, _ = await slack.send_command(bot.url, text="hi", signature="v0=bad")
     assert status == 401
-    await asyncio.sleep(0.1)
-    assert not model.requests and not slack.calls_to("chat.postMessage")
+    marker = await settled(slack, model, bot, "C1")
+    assert len(model.requests) == 1 and not posts_besides(slack, marker)
 
 
 async def test_model_output_cannot_ping_anyone(slack: FakeSlack, model: FakeOpenAI, bot: Bot) -> None:
