@@ -104,8 +104,12 @@ async def test_failed_answer_has_a_retry_button_that_requeues(
     assert button(replies[0], RETRY_ACTION) is None  # the Retry button is gone once pressed
     assert "overloaded" in replies[0].text
     assert model.requests[-1]["messages"][-1]["content"] == "<@U_ALICE>: what is 6 times 7?"
-    await asyncio.sleep(0.3)
-    assert len(model.requests) == 2 and len(bot_replies(slack, "C1", event["ts"])) == 2
+    # Counted, not waited out: a question asked now in C1 is answered after a second re-queue would be.
+    model.script(Reply.text("Marker."))
+    marker = slack.mention_event("C1", "marker")
+    await slack.send_event(bot.url, marker)
+    await slack.wait_for(lambda: [m.text for m in bot_replies(slack, "C1", marker["ts"])] == ["Marker."], 10)
+    assert len(model.requests) == 3 and len(bot_replies(slack, "C1", event["ts"])) == 2
 
 
 async def test_status_reactions(slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot) -> None:
