@@ -369,13 +369,15 @@ class TestQueueContract:
         assert await drain(queue) == [second.id]
 
     async def test_heartbeat_keeps_the_lease(self, backend: Backend) -> None:
-        queue = backend.queue(lease_seconds=0.5)
+        # 4 x 0.5 s: longer than the lease, renewed in between; each renewal has a second to spare
+        # (a starved process on a loaded machine must not lose a lease it renews).
+        queue = backend.queue(lease_seconds=1.5)
         await queue.enqueue(job=make_job("C1"), max_waiting=5)
         job = await queue.claim(worker="a", timeout=0)
         assert job is not None
-        for _ in range(4):  # 4 x 0.2 s: longer than the lease, renewed in between
+        for _ in range(4):
             assert await queue.heartbeat(job=job)
-            assert await queue.claim(worker="b", timeout=0.2) is None
+            assert await queue.claim(worker="b", timeout=0.5) is None
         assert await queue.complete(job=job)
         assert await queue.ahead(queue_key="T1:C1") == 0
 
