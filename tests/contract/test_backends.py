@@ -313,7 +313,7 @@ class TestQueueContract:
         queue = backend.queue()
         started = time.monotonic()
         assert await queue.claim(worker="w", timeout=0.3) is None
-        assert 0.25 <= time.monotonic() - started < 1.0
+        assert 0.25 <= time.monotonic() - started < 1.5  # the upper bound only: room for a loaded machine
 
     async def test_waiting_claim_wakes_up_on_enqueue(self, backend: Backend) -> None:
         queue = backend.queue()
@@ -325,7 +325,7 @@ class TestQueueContract:
             await queue.enqueue(job=job, max_waiting=5)
             claimed = await asyncio.wait_for(claim, 2.0)
             assert claimed is not None and claimed.id == job.id
-            assert time.monotonic() - enqueued < 0.5
+            assert time.monotonic() - enqueued < 1.0  # woken, not polled (a poll waits 1.6 s here)
         finally:
             claim.cancel()
             await asyncio.gather(claim, return_exceptions=True)
