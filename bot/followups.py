@@ -57,10 +57,11 @@ class ThreadFollowups:
         try:
             if await self.claims.claim(key=key, value="") == _MARK:
                 return True
-            turns = await self.store.get_turns(
+            # Before the ack, for every reply: whether the store knows the thread, not its turns.
+            known = await self.store.has_turns(
                 team_id=request.team_id, channel=request.channel, thread_ts=request.thread_ts
             )
         except StoreUnavailable:
             logger.warning("conversation store unavailable: reply %s in a thread not answered", request.ts)
             return False
-        return turns is not None
+        return known

@@ -50,7 +50,7 @@ class Intake:
         notices: QueueNotices,
         reactions: Reactions,
         replies: Replies,
-        followups: ThreadFollowups | None = None,
+        followups: ThreadFollowups,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -138,7 +138,7 @@ class Intake:
         # question the channel cannot take does not cost the asker one of their questions.
         try:
             ahead = await self.queue.ahead(queue_key=request.queue_key)
-            waiting = len(await self.queue.waiting(queue_key=request.queue_key))
+            waiting = await self.queue.waiting_count(queue_key=request.queue_key)
         except QueueUnavailable:
             self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
@@ -163,8 +163,7 @@ class Intake:
             return
         # Durable from here on: whatever happens next, a worker answers it.
         self.metrics.queued()
-        if self.followups is not None:
-            await self.followups.queued(request)  # replies in its thread are answered from now on
+        await self.followups.queued(request)  # replies in its thread are answered from now on
         self.later(self._announce(job, actual, ahead), name=f"placeholder-{request.id}")
 
     async def _announce(self, job: Job, actual: int, ahead: int) -> None:

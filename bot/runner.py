@@ -71,7 +71,7 @@ class AnswerRunner:
         store: ConversationStore,
         summaries: Summaries,
         attachments: Attachments,
-        followups: ThreadFollowups | None = None,
+        followups: ThreadFollowups,
     ) -> None:
         self.settings = settings
         self.attachments = attachments
@@ -146,7 +146,7 @@ class AnswerRunner:
         job.via_response_url = owner == VIA_RESPONSE_URL
         if not job.via_response_url:
             job.placeholder_ts = owner
-            if request.source is Source.COMMAND and owner and self.followups is not None:
+            if request.source is Source.COMMAND and owner:
                 await self.followups.answering(request, owner)  # the answer roots a thread
         question = Turn(role="user", text=request.text, user=request.user, ts=request.ts)
         if request.source is Source.SUMMARY:

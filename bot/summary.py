@@ -151,10 +151,7 @@ class Summaries:
             Turn(role="assistant", text=summary),
         ]
         try:
-            known = await self.store.get_turns(
-                team_id=request.team_id, channel=request.channel, thread_ts=root
-            )
-            if known is not None:
+            if await self.store.has_turns(team_id=request.team_id, channel=request.channel, thread_ts=root):
                 await self.store.append_turns(
                     team_id=request.team_id, channel=request.channel, thread_ts=root, turns=turns
                 )

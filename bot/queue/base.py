@@ -69,6 +69,10 @@ class JobQueue(Protocol):
         """How many jobs of the channel are waiting or in progress."""
         ...
 
+    async def waiting_count(self, *, queue_key: str) -> int:
+        """How many jobs of the channel are waiting (without reading them)."""
+        ...
+
     async def close(self) -> None:
         """Release resources; jobs stay where they are."""
         ...

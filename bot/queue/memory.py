@@ -204,5 +204,8 @@ class MemoryQueue:
     async def ahead(self, *, queue_key: str) -> int:
         return len(self._lines.get(queue_key, [])) + len(self._in_progress(queue_key))
 
+    async def waiting_count(self, *, queue_key: str) -> int:
+        return len(self._lines.get(queue_key, []))
+
     async def close(self) -> None:
         return None

@@ -209,6 +209,10 @@ class RedisQueue:
                 waiting, busy = await pipe.execute()
         return int(waiting) + int(busy)
 
+    async def waiting_count(self, *, queue_key: str) -> int:
+        with unavailable_as(QueueUnavailable):
+            return int(await self._redis.llen(line_key(self.prefix, queue_key)))
+
     async def close(self) -> None:
         """Wait for the BLPOPs of cancelled claims still in flight (each ends by its own timeout)."""
         await asyncio.gather(*self._left_behind, return_exceptions=True)

@@ -19,6 +19,10 @@ class ConversationStore(Protocol):
         """The thread's turns, oldest first; ``None`` if the store has never seen the thread."""
         ...
 
+    async def has_turns(self, *, team_id: str, channel: str, thread_ts: str) -> bool:
+        """Whether the store knows the thread (``get_turns`` would not be ``None``), without reading it."""
+        ...
+
     async def append_turns(self, *, team_id: str, channel: str, thread_ts: str, turns: list[Turn]) -> None:
         """Add turns at the end of the thread's conversation (creating it) and refresh its TTL."""
         ...

@@ -23,6 +23,9 @@ class MemoryConversationStore:
         self._threads: OrderedDict[tuple[str, str, str], tuple[float, list[Turn]]] = OrderedDict()
         self._requests: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
+    async def has_turns(self, *, team_id: str, channel: str, thread_ts: str) -> bool:
+        return await self.get_turns(team_id=team_id, channel=channel, thread_ts=thread_ts) is not None
+
     async def get_turns(self, *, team_id: str, channel: str, thread_ts: str) -> list[Turn] | None:
         key = (team_id, channel, thread_ts)
         entry = self._threads.get(key)

@@ -66,6 +66,11 @@ class RedisConversationStore:
             return None
         return [Turn.from_dict(json.loads(item)) for item in items]
 
+    async def has_turns(self, *, team_id: str, channel: str, thread_ts: str) -> bool:
+        key = conversation_key(self.prefix, team_id, channel, thread_ts)
+        with unavailable_as(StoreUnavailable):
+            return bool(await self._redis.exists(key))  # a list key exists only while it has elements
+
     async def append_turns(self, *, team_id: str, channel: str, thread_ts: str, turns: list[Turn]) -> None:
         key = conversation_key(self.prefix, team_id, channel, thread_ts)
         with unavailable_as(StoreUnavailable):

@@ -220,7 +220,7 @@ class EditView:
         while True:
             await self._changed.wait()
             if not self._closing.is_set():
-                interval = max(self._interval, self._pace) if self._shown_words else self._interval
+                interval = max(self._interval, self._pace)  # _pace stays 0 until words are shown
                 delay = self._last_cycle + interval - self._clock()
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):

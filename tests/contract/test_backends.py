@@ -178,6 +178,8 @@ class TestQueueContract:
         assert claimed is not None and claimed.id == jobs[0].id
         assert claimed.status is JobStatus.IN_PROGRESS and claimed.tries == 1 and claimed.worker == "w"
         assert await queue.ahead(queue_key="T1:C1") == 3  # 2 waiting + 1 in progress
+        assert await queue.waiting_count(queue_key="T1:C1") == 2
+        assert await queue.waiting_count(queue_key="T1:C9") == 0
         assert await queue.enqueue(job=jobs[3], max_waiting=3) == 3
         waiting = await queue.waiting(queue_key="T1:C1")
         assert [job.id for job in waiting] == [job.id for job in jobs[1:]]
@@ -695,6 +697,7 @@ class TestConversationStoreContract:
     async def test_unseen_thread_is_none(self, backend: Backend) -> None:
         store = backend.store(ttl_seconds=60)
         assert await store.get_turns(**self.key) is None
+        assert not await store.has_turns(**self.key)
 
     async def test_appends_in_order_and_copies(self, backend: Backend) -> None:
         store = backend.store(ttl_seconds=60)
@@ -709,6 +712,7 @@ class TestConversationStoreContract:
         assert len(await store.get_turns(**self.key) or []) == 3
         other = {**self.key, "thread_ts": "200.1"}
         assert await store.get_turns(**other) is None
+        assert await store.has_turns(**self.key) and not await store.has_turns(**other)
 
     async def test_a_quoted_turn_stays_quoted(self, backend: Backend) -> None:
         # Other people's and bots' messages read from a thread are untrusted context: the mark
@@ -740,6 +744,7 @@ class TestConversationStoreContract:
 
         await eventually(gone)
         assert time.monotonic() - started > 0.1
+        assert not await store.has_turns(**self.key)
 
     async def test_remember_and_recall_a_request(self, backend: Backend) -> None:
         store = backend.store(ttl_seconds=60)
