@@ -7,6 +7,11 @@ or is still waiting for the channel's posting pace). They agree through one clai
 dedup store (set if absent): whoever claims first owns the placeholder; a loser deletes its own post
 and adopts the owner's. The claim may also say the answer goes through a command's response_url, or
 that the bot cannot post in the channel.
+
+A loser that dies between its post and its claim cannot delete its post. Two cases, both settled by
+reading the thread once: a resumed job (its earlier worker may have died so) at its start, and a job
+whose worker won the claim with a post of its own (an intake elsewhere may have posted meanwhile and
+died) when its answer ends, by then any live intake has settled its own post.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Placeholders:
         self.claims = claims
         self._posting: dict[str, asyncio.Future[str | None]] = {}  # job id -> this replica's post
         self._known: dict[str, str] = {}  # job id -> its placeholder (posted or adopted here)
+        self._unsettled: set[str] = set()  # jobs whose worker owns a post of its own: see settle()
 
     def _text(self, job: Job, status: str) -> str:
         return (
@@ -63,7 +69,7 @@ class Placeholders:
         finally:
             self._posting.pop(job.id, None)
 
-    async def _post(self, job: Job, status: str) -> str | None:
+    async def _post(self, job: Job, status: str, *, by_worker: bool = False) -> str | None:
         request = job.request
         thread = None if request.source is Source.COMMAND else request.thread_ts
         try:
@@ -92,6 +98,8 @@ class Placeholders:
         if owner != ts:
             # Another replica's worker started the answer in a placeholder of its own meanwhile.
             await self._delete(request.channel, ts)
+        elif by_worker:
+            self._unsettled.add(job.id)
         return owner
 
     async def _claim(self, job: Job, value: str) -> str:
@@ -176,10 +184,18 @@ class Placeholders:
         )
         if found is not None:
             return await self._claim(job, found)
-        owner = await self._post(job, status)
+        owner = await self._post(job, status, by_worker=True)
         if owner is None:
             raise SlackError("chat.postMessage", "placeholder_not_posted", transient=True)
         return owner
 
+    async def settle(self, job: Job) -> None:
+        """When the answer has ended: if its worker answered in a placeholder of its own, remove a
+        second one that an intake posted meanwhile and could not delete (it died before its claim)."""
+        if job.id in self._unsettled and job.placeholder_ts is not None:
+            self._unsettled.discard(job.id)
+            await self._remove_strays(job, job.placeholder_ts)
+
     def forget(self, job: Job) -> None:
         self._known.pop(job.id, None)
+        self._unsettled.discard(job.id)
