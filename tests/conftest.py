@@ -17,10 +17,11 @@ from tests.fakes.slack import FakeSlack
 # Under pytest-xdist (scripts/test.sh runs the suite in several processes) the tests that start
 # processes and servers are handed out first and the quick pure ones fill the gaps at the end.
 _DISPATCH_ORDER = ("tests/process/", "tests/e2e/", "tests/contract/", "tests/unit/")
-# Modules whose tests share one module-scoped fixture and follow on from each other (one browser page):
-# all their tests go to one worker, in order. (xdist's own --dist loadgroup does not group with
-# pytest 9: it renames items through an attribute pytest 9 no longer reads.)
-_ONE_WORKER_MODULES = frozenset({"tests/process/test_sandbox_browser.py"})
+# Modules whose tests share one costly fixture: all their tests go to one worker, in order (the browser
+# tests follow on from each other on one page; two deploy tests share a venv built from wheels, which
+# would otherwise be built once in each worker that runs one of them). (xdist's own --dist loadgroup
+# does not group with pytest 9: it renames items through an attribute pytest 9 no longer reads.)
+_ONE_WORKER_MODULES = frozenset({"tests/process/test_sandbox_browser.py", "tests/process/test_deploy.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
