@@ -3,6 +3,7 @@ clients) started in-process in HTTP mode, pointed at them by SLACK_API_URL and O
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return module if module in _ONE_WORKER_MODULES else nodeid
 
     return Scheduling(config, log)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What exists once the tests are collected (every imported module, the collected tests) lives to
+    the end: frozen out of the garbage collector's full collections, which otherwise walk it again
+    and again while the tests run (as ``bot.__main__.tune_gc`` does for the bot at its start)."""
+    gc.freeze()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An xdist worker ends with a heap of everything its tests left: the interpreter's last garbage
+    collections walked it for two to three seconds while the controller waited for every worker to
+    exit. Frozen, the heap is left to the process's end (the tests' own garbage was collected as they
+    ran, and pytest reported what it found unraisable then)."""
+    if hasattr(config, "workerinput"):
+        gc.freeze()
 
 
 @pytest.fixture
