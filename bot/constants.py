@@ -24,6 +24,10 @@ SLACK_EDITS_PER_MINUTE = 50  # Slack's Tier 3: a setting above it is refused (ag
 # chat.postMessage: about one message a second per channel (short bursts tolerated).
 SLACK_POSTS_PER_CHANNEL_PER_SECOND = 1.0
 EDIT_WINDOW_SECONDS = 60.0
+# A call Slack keeps answering 429 is asked again at most this many times (each after its Retry-After)
+# before the 429 is the caller's; a Retry-After is honoured up to MAX_PAUSE_SECONDS.
+MAX_RATE_LIMITED = 10
+MAX_PAUSE_SECONDS = 60.0
 
 # The largest request body /slack/events reads. Slack's payloads are far smaller (a message is at most
 # 40,000 characters); anything larger is refused before it is buffered.

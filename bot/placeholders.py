@@ -73,7 +73,7 @@ class Placeholders:
         request = job.request
         thread = None if request.source is Source.COMMAND else request.thread_ts
         try:
-            ts = await self.gateway.post_answer(
+            ts = await self.gateway.posts.post_answer(
                 channel=request.channel, text=self._text(job, status), thread_ts=thread, request_id=request.id
             )
         except CannotPost as err:
@@ -179,7 +179,7 @@ class Placeholders:
         # A replica that died between its post and its claim left a message: adopt it.
         request = job.request
         thread = None if request.source is Source.COMMAND else request.thread_ts
-        found = await self.gateway.find_posted_anywhere(
+        found = await self.gateway.posts.find_posted_anywhere(
             channel=request.channel, thread_ts=thread, request_id=request.id
         )
         if found is not None:

@@ -159,7 +159,7 @@ class Views:
         assert job.placeholder_ts is not None
         root = thread_ts or job.placeholder_ts
         try:
-            pieces = await self.gateway.posted_pieces(
+            pieces = await self.gateway.posts.posted_pieces(
                 channel=job.request.channel, thread_ts=root, request_id=job.request.id
             )
         except SlackError as err:

@@ -10,8 +10,8 @@
 - Other idempotent calls (reactions, reads, ephemerals, deletes) carry all three handlers, the
   rate-limit one included.
 - ``chat.postMessage`` carries none: a retry after a lost response could post twice.
-  ``post_answer`` retries a post itself after looking for it in the thread (``posted_pieces``): every
-  post carries message metadata naming the request.
+  ``posts.post_answer`` (``bot.gateway.posts``) retries a post itself after looking for it in the
+  thread: every post carries message metadata naming the request.
 - Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``.
 - ``SlackApiError`` is translated once, into ``bot.errors.SlackError``/``CannotPost``
   (``bot.gateway.errors``).
@@ -20,8 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,16 +35,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import SlackError
-from bot.gateway.errors import answer_metadata, answer_pieces, mapped
+from bot.gateway.errors import answer_metadata, mapped
 from bot.gateway.files import FileDownloads
 from bot.gateway.pacing import Pacing
+from bot.gateway.posts import AnswerPosts
 from bot.gateway.streams import NativeStreams
 from bot.gateway.threads import ThreadReader
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
-
-MAX_RATE_LIMITED = 10  # rate-limited attempts of one post before giving up
 
 
 def _web_clients(
@@ -97,13 +94,14 @@ class SlackGateway:
         thread_page_size: int = 200,
         thread_max_pages: int = 50,
     ) -> None:
-        self._post_attempts = max(1, post_attempts)
-        self._retry_base = retry_base_seconds
         # chat.postMessage: about one message a second per channel (short bursts tolerated).
         self.pacing = pacing or Pacing({})
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self.client, self._once_client, self._aux_client = _web_clients(
             token=token, base_url=base_url, timeout=timeout, session=self._session
+        )
+        self.posts = AnswerPosts(
+            self, history=self._aux_client, attempts=post_attempts, retry_base=retry_base_seconds
         )
         self.streams = NativeStreams(self)
         self.threads = ThreadReader(self, page_size=thread_page_size, max_pages=thread_max_pages)
@@ -126,6 +124,33 @@ class SlackGateway:
         client = self.client if retry else self._once_client
         return await self._call(method, lambda: call(client))
 
+    async def paced(
+        self,
+        method: str,
+        call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]],
+        *,
+        key: str,
+        retry: bool,
+        priority: Priority = Priority.FINAL,
+        answer_id: str | None = None,
+        give_way: asyncio.Event | None = None,
+        timeout: float | None = None,
+        slot_taken: bool = False,
+    ) -> dict[str, Any]:
+        """One call of a method Slack rate-limits (``key``: its workspace, or for posts its channel):
+        a slot of that method's budget first (see ``Pacing.slot``; ``slot_taken`` when the caller
+        took it to choose the newest text once it has it), then the call (``retry`` as for ``call``);
+        a 429 pauses that method's budget and is raised: asking again is the caller's choice."""
+        if not slot_taken:
+            await self.pacing.slot(
+                method, key=key, priority=priority, answer_id=answer_id, give_way=give_way, timeout=timeout
+            )
+        try:
+            return await self.call(method, call, retry=retry)
+        except SlackError as err:
+            await self.pacing.failed(method, key=key, err=err)
+            raise
+
     async def post_message(
         self,
         *,
@@ -138,11 +163,10 @@ class SlackGateway:
     ) -> str:
         """Post a message (in a thread when ``thread_ts``); returns its ts. ``request_id``/``piece``
         go into the message's metadata, so a post whose response was lost can be found again."""
-        await self.pacing.slot("chat.postMessage", key=f"post:{channel}")
         metadata = None if request_id is None else answer_metadata(request_id, piece)
-        data = await self._call(
+        data = await self.paced(
             "chat.postMessage",
-            lambda: self._once_client.chat_postMessage(
+            lambda client: client.chat_postMessage(
                 channel=channel,
                 text=text,
                 thread_ts=thread_ts,
@@ -152,95 +176,10 @@ class SlackGateway:
                 unfurl_links=False,
                 unfurl_media=False,
             ),
+            key=f"post:{channel}",
+            retry=False,  # not idempotent: posts.post_answer looks for a lost post before posting again
         )
         return str(data["ts"])
-
-    async def post_answer(
-        self,
-        *,
-        channel: str,
-        text: str,
-        request_id: str,
-        thread_ts: str | None = None,
-        piece: int = 0,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> str:
-        """Post a message of an answer (``request_id``, ``piece``), retrying what may succeed later:
-        a rate limit after its Retry-After (up to ``MAX_RATE_LIMITED`` times), a server error or a
-        lost response up to ``post_attempts`` times. ``chat.postMessage`` is not idempotent, so before
-        posting again after a server error the thread (or, for a top-level message, the channel's
-        newest messages) is searched for the message by its metadata: a retry never posts twice."""
-        failures = rate_limited = 0
-        while True:
-            try:
-                return await self.post_message(
-                    channel=channel,
-                    text=text,
-                    thread_ts=thread_ts,
-                    blocks=blocks,
-                    request_id=request_id,
-                    piece=piece,
-                )
-            except SlackError as err:
-                if err.retry_after is not None and rate_limited < MAX_RATE_LIMITED:
-                    rate_limited += 1
-                    # Every post to the channel waits, not just this one (its budget then holds
-                    # this retry too, in line with the others).
-                    await self.pacing.rate_limited(
-                        "chat.postMessage", key=f"post:{channel}", retry_after=min(err.retry_after, 30.0)
-                    )
-                    continue
-                failures += 1
-                if not err.transient:
-                    raise
-                if failures >= self._post_attempts:
-                    # The last attempt may have taken effect although its answer was lost (a 500
-                    # after the write): look before giving up, or a stray message stays behind.
-                    found = await self.find_posted_anywhere(
-                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-                    )
-                    if found is not None:
-                        return found
-                    raise
-                logger.warning(
-                    "chat.postMessage failed (%s), attempt %d of %d", err.error, failures, self._post_attempts
-                )
-            await asyncio.sleep(self._retry_base * failures)
-            found = await self.find_posted_anywhere(
-                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
-            )
-            if found is not None:
-                return found
-
-    async def find_posted_anywhere(
-        self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
-    ) -> str | None:
-        """The message posted for (request_id, piece) in a thread, or top-level when no thread (a post
-        whose answer was lost may have made one); None if there is none or Slack could not be asked."""
-        with contextlib.suppress(SlackError):
-            if thread_ts is not None:
-                pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
-                return pieces.get(piece)
-            return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
-        return None
-
-    async def find_posted_top_level(self, *, channel: str, request_id: str, piece: int = 0) -> str | None:
-        """The ts of a top-level message this bot posted for (request_id, piece), among the
-        channel's newest messages (a post whose response was lost is seconds old)."""
-        data = await self._call(
-            "conversations.history",
-            functools.partial(
-                self._aux_client.conversations_history, channel=channel, limit=50, include_all_metadata=True
-            ),
-        )
-        return answer_pieces(data.get("messages") or [], request_id).get(piece)
-
-    async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
-        """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
-        number -> ts."""
-        return answer_pieces(
-            await self.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True), request_id
-        )
 
     async def edit_slot(
         self,
@@ -282,31 +221,25 @@ class SlackGateway:
         edit that must not land late (a queue notice: a retried one could arrive after the answer
         that replaced it, on another replica), so neither a server error nor a lost connection is
         tried again. A 429 pauses the workspace's edits and raises."""
-        if not slot_taken:
-            await self.edit_slot(
-                team_id=team_id,
-                priority=priority,
-                answer_id=answer_id,
-                give_way=give_way,
-                timeout=slot_timeout,
-            )
-        try:
-            await self.call(
-                "chat.update",
-                lambda client: client.chat_update(
-                    channel=channel,
-                    ts=ts,
-                    text=text,
-                    blocks=blocks,
-                    parse="none",
-                    unfurl_links=False,
-                    unfurl_media=False,
-                ),
-                retry=retry,
-            )
-        except SlackError as err:
-            await self.pacing.failed("chat.update", key=team_id, err=err)
-            raise
+        await self.paced(
+            "chat.update",
+            lambda client: client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=blocks,
+                parse="none",
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+            key=team_id,
+            retry=retry,
+            priority=priority,
+            answer_id=answer_id,
+            give_way=give_way,
+            timeout=slot_timeout,
+            slot_taken=slot_taken,
+        )
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
         await self._call("chat.delete", lambda: self._aux_client.chat_delete(channel=channel, ts=ts))
@@ -326,12 +259,17 @@ class SlackGateway:
     ) -> None:
         """Reactions are paced like edits (Tier 3 per workspace); their 429s pause their budget
         (no retry inside slack_sdk: one retry layer)."""
-        await self.pacing.slot(method, key=team_id)
-        call = self.client.reactions_add if method == "reactions.add" else self.client.reactions_remove
+        add = method == "reactions.add"
         try:
-            await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
+            await self.paced(
+                method,
+                lambda client: (client.reactions_add if add else client.reactions_remove)(
+                    channel=channel, timestamp=ts, name=name
+                ),
+                key=team_id,
+                retry=True,
+            )
         except SlackError as err:
-            await self.pacing.failed(method, key=team_id, err=err)
             if err.error != harmless:
                 raise
 

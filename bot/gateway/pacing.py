@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
+from bot.constants import MAX_PAUSE_SECONDS
 from bot.errors import SlackError
 from bot.ratelimit.base import EditBudget, Priority
 
@@ -73,7 +74,9 @@ class Pacing:
             acquire.result()
 
     async def rate_limited(self, method: str, *, key: str, retry_after: float) -> None:
-        """Slack answered 429: hold every call of ``method`` for ``key`` for ``retry_after``."""
+        """Slack answered 429: hold every call of ``method`` for ``key`` for ``retry_after`` (at most
+        ``MAX_PAUSE_SECONDS``)."""
+        retry_after = min(retry_after, MAX_PAUSE_SECONDS)
         if self._on_rate_limited is not None:
             self._on_rate_limited(method)
         budget = self._budgets.get(method)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.errors import SlackError
 from bot.ratelimit.base import Priority
 
 if TYPE_CHECKING:
@@ -50,22 +49,13 @@ class NativeStreams:
         call: Callable[[AsyncWebClient], Awaitable[AsyncSlackResponse]],
         *,
         answer_id: str | None = None,
-        priority: Priority = Priority.FINAL,
-        give_way: asyncio.Event | None = None,
         timeout: float | None = None,
         retry: bool = False,
         slot_taken: bool = False,
     ) -> dict[str, Any]:
-        pacing = self._gateway.pacing
-        if not slot_taken:
-            await pacing.slot(
-                method, key=key, priority=priority, answer_id=answer_id, give_way=give_way, timeout=timeout
-            )
-        try:
-            return await self._gateway.call(method, call, retry=retry)
-        except SlackError as err:
-            await pacing.failed(method, key=key, err=err)
-            raise
+        return await self._gateway.paced(
+            method, call, key=key, retry=retry, answer_id=answer_id, timeout=timeout, slot_taken=slot_taken
+        )
 
     async def start(
         self,

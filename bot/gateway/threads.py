@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.constants import MAX_RATE_LIMITED
 from bot.errors import SlackError
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 METHOD = "conversations.replies"
-MAX_RATE_LIMITED = 10  # rate-limited attempts of one page before giving up
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,16 @@ async def _page(
     key = f"replies:{team_id}"
     attempt = 0
     while True:
-        await gateway.pacing.slot(METHOD, key=key)
         try:
-            return await gateway.call(
+            return await gateway.paced(
                 METHOD,
                 lambda client: client.conversations_replies(
                     channel=channel, ts=thread_ts, limit=limit, cursor=cursor, include_all_metadata=metadata
                 ),
+                key=key,
                 retry=True,
             )
         except SlackError as err:
             attempt += 1
             if err.retry_after is None or attempt > MAX_RATE_LIMITED:
-                raise
-            await gateway.pacing.rate_limited(METHOD, key=key, retry_after=min(err.retry_after, 60.0))
+                raise  # else the budget is paused for Retry-After: the page is asked again after it

@@ -158,7 +158,7 @@ class Fallback:
         answer's prefix (it was shown in the first message)."""
         shown = self.shown_text
         if placeholder_ts is None:
-            placeholder_ts = await self.gateway.post_answer(
+            placeholder_ts = await self.gateway.posts.post_answer(
                 channel=self.channel, text=THINKING_TEXT, thread_ts=self.thread_ts, request_id=self.request_id
             )
             shown = THINKING_TEXT

@@ -78,7 +78,7 @@ class ShownMessages:
 
     async def post(self, index: int, text: str, button: Button | None) -> None:
         """Post piece ``index`` of the answer as a new message in the thread."""
-        ts = await self._gateway.post_answer(
+        ts = await self._gateway.posts.post_answer(
             channel=self._channel,
             text=text,
             thread_ts=self._thread_ts,

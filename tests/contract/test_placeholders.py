@@ -40,9 +40,9 @@ async def test_a_resumed_job_removes_a_dead_replicas_second_placeholder(slack: F
     claims = MemoryDeduplicator(ttl_seconds=600)
     try:
         post = {"channel": "C1", "thread_ts": question["ts"], "request_id": request.id}
-        owner = await gateway.post_answer(text=THINKING_TEXT, **post)  # the worker's, claimed
-        stray = await gateway.post_answer(text=queued_text(1), **post)  # the intake's, claim lost
-        other = await gateway.post_answer(
+        owner = await gateway.posts.post_answer(text=THINKING_TEXT, **post)  # the worker's, claimed
+        stray = await gateway.posts.post_answer(text=queued_text(1), **post)  # the intake's, claim lost
+        other = await gateway.posts.post_answer(
             text=THINKING_TEXT, channel="C1", thread_ts=question["ts"], request_id="x"
         )
         await claims.claim(key=f"placeholder:{request.id}", value=owner)
@@ -74,7 +74,7 @@ async def test_a_worker_that_posted_its_own_removes_a_dead_intakes_post_when_the
         assert owner is not None
         job.placeholder_ts = owner
         # Meanwhile an intake on another replica posted the queue notice and died before its claim.
-        stray = await gateway.post_answer(
+        stray = await gateway.posts.post_answer(
             text=queued_text(1), channel="C1", thread_ts=request.thread_ts, request_id=request.id
         )
         await placeholders.settle(job)
