@@ -1,7 +1,8 @@
 """One answer from the model into a view: the events of ``ModelClient.answer`` (retries are the model
 seam's, ``bot.model.retry``) shown as they come — a retried stream replaces the partial text and shows
 "retrying, 2 of 3…" — plus the context-length trim, the text-only retry for a model that refuses
-images, the whole-answer timeout, and the error → note mapping (``bot.errors``)."""
+images (remembered: later questions' images are not sent to it), the whole-answer timeout, and the
+error → note mapping (``bot.errors``)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ class Generator:
         self.settings = settings
         self.model = model
         self.metrics = metrics
+        # The model refused an image: later questions are asked with their text only, without paying a
+        # refused request each (the process's model is fixed by its settings; a restart asks again).
+        self.text_only = False
 
     async def generate(
         self, prompt: Prompt, view: AnswerView, request: Request, stats: AnswerStats | None
@@ -85,6 +89,10 @@ class Generator:
         """One answer; asked once more without the images when the model takes none (``notes`` says
         so), and once more without the oldest turns when the context is too long."""
         trimmed = text_only = False
+        if self.text_only and (without := prompt.without_images()) is not None:
+            text_only = True
+            notes.append(IMAGES_NOT_SUPPORTED_NOTE)
+            prompt = without
         while True:
             try:
                 return await self._answer(prompt, view, stats)
@@ -92,8 +100,13 @@ class Generator:
                 without = None if text_only else prompt.without_images()
                 if without is None:
                     raise
-                logger.info("the model refuses images (request %s): asking with the text only", request.id)
-                text_only = True
+                if not self.text_only:
+                    logger.warning(
+                        "the model refuses images (request %s): asking with the text only, and leaving "
+                        "images out of later questions until the bot restarts",
+                        request.id,
+                    )
+                self.text_only = text_only = True
                 notes.append(IMAGES_NOT_SUPPORTED_NOTE)
                 prompt = without
             except ContextTooLong:

@@ -189,16 +189,33 @@ async def test_a_model_that_refuses_images_answers_the_text_and_says_so(
     assert "white_check_mark" in slack.message("C1", ts).reactions
 
 
-async def test_other_servers_refusals_of_images_are_recognised(
+async def test_a_model_that_refused_images_is_not_sent_them_again(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
     bot = await start_bot()
+    model.reject_images = IMAGE_REFUSALS["openai"]
+    for n in (1, 2):
+        model.script(Reply.text(f"Answer {n} from the words."))
+        ts = await ask(slack, bot.url, f"question {n}?", [slack.add_file(f"p{n}.png", PNG)])
+        text = await answered(slack, ts)
+        assert f"Answer {n} from the words." in text and IMAGES_NOT_SUPPORTED_NOTE in text
+    # One refused request in all: the second question went out with its text only.
+    assert model.image_refusals == 1 and len(model.requests) == 3
+    second = question_content(model, 2)
+    assert isinstance(second, str) and second.endswith("question 2?\n\n[image: p2.png]")
+
+
+async def test_other_servers_refusals_of_images_are_recognised(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
     for server in ("vllm", "ollama"):
+        bot = await start_bot()  # a bot of its own: a refusal is remembered by the bot that met it
         model.reject_images = IMAGE_REFUSALS[server]
         model.script(Reply.text(f"answered for {server}"))
         ts = await ask(slack, bot.url, "and this?", [slack.add_file("x.png", PNG)])
         text = await answered(slack, ts)
         assert f"answered for {server}" in text and IMAGES_NOT_SUPPORTED_NOTE in text
+    assert model.image_refusals == 2
 
 
 async def test_a_text_file_is_read_into_the_prompt_as_fenced_data(
