@@ -191,3 +191,4 @@ class Engine:
         await self.notices.close()
         await self.intake.close()
         await self.reactions.close(linger=linger)
+        await self.placeholders.close(linger=linger)

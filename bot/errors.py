@@ -21,6 +21,7 @@
     │   ├── ModelBadRequest      any other 4xx                                        (admin)
     │   │   ├── ModelEndpointNotFound  404 without a model named: OPENAI_BASE_URL is wrong (admin)
     │   │   └── ImagesNotSupported     the model takes no image input (asked again without them)
+    │   │       └── ImageUnreadable    it refused this image (its format or content), not images
     │   ├── EmptyAnswer          the model finished without writing anything
     │   └── ModelTimeout         first token (retryable), idle gap or whole answer took too long
     └── SlackError               Slack refused a call we cannot do without
@@ -171,6 +172,11 @@ class ImagesNotSupported(ModelBadRequest):
     without them and says so."""
 
 
+class ImageUnreadable(ImagesNotSupported):
+    """The model refused an image it was sent (a format it does not take, a corrupt file), not images
+    as such: asked again without it, but later images are still sent."""
+
+
 class EmptyAnswer(ModelError):
     """The stream ended normally but carried no text (nothing to show but a placeholder)."""
 
@@ -246,6 +252,7 @@ _USER_MESSAGES: tuple[tuple[type[BaseException], str], ...] = (
     (ContentFiltered, "The model's content filter stopped this answer."),
     (MalformedReply, "The model server sent a reply I couldn't read. Please try again later."),
     (ModelTimeout, "Stopped: the model took too long."),
+    (ImageUnreadable, "The model couldn't read that image. Please try a PNG or JPEG, or ask in words."),
     (ImagesNotSupported, "This model can't read images. Please ask in words."),
     (ModelBadRequest, "The model server refused the request."),
     (EmptyAnswer, "The model finished without writing anything. Please try again or rephrase."),

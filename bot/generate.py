@@ -16,6 +16,7 @@ from bot.errors import (
     ContextTooLong,
     EmptyAnswer,
     ImagesNotSupported,
+    ImageUnreadable,
     ModelError,
     ModelTimeout,
     user_message,
@@ -24,7 +25,7 @@ from bot.jobs import Request
 from bot.metrics import AnswerStats, Metrics
 from bot.model.base import Delta, Finished, ModelClient, Retrying
 from bot.settings import Settings
-from bot.texts import IMAGES_NOT_SUPPORTED_NOTE, WARNING_PREFIX, retrying_status
+from bot.texts import IMAGE_UNREADABLE_NOTE, IMAGES_NOT_SUPPORTED_NOTE, WARNING_PREFIX, retrying_status
 from bot.view.base import AnswerView
 
 logger = logging.getLogger(__name__)
@@ -96,18 +97,25 @@ class Generator:
         while True:
             try:
                 return await self._answer(prompt, view, stats)
-            except ImagesNotSupported:
+            except ImagesNotSupported as err:
                 without = None if text_only else prompt.without_images()
                 if without is None:
                     raise
-                if not self.text_only:
-                    logger.warning(
-                        "the model refuses images (request %s): asking with the text only, and leaving "
-                        "images out of later questions until the bot restarts",
-                        request.id,
+                text_only = True
+                if isinstance(err, ImageUnreadable):  # this image, not images: later ones are sent
+                    logger.info(
+                        "the model refused an image (request %s): asking with the text only", request.id
                     )
-                self.text_only = text_only = True
-                notes.append(IMAGES_NOT_SUPPORTED_NOTE)
+                    notes.append(IMAGE_UNREADABLE_NOTE)
+                else:
+                    if not self.text_only:
+                        logger.warning(
+                            "the model takes no images (request %s): asking with the text only, and "
+                            "leaving images out of later questions until the bot restarts",
+                            request.id,
+                        )
+                    self.text_only = True
+                    notes.append(IMAGES_NOT_SUPPORTED_NOTE)
                 prompt = without
             except ContextTooLong:
                 shorter = None if trimmed else drop_oldest(prompt)

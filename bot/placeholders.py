@@ -9,9 +9,10 @@ and adopts the owner's. The claim may also say the answer goes through a command
 that the bot cannot post in the channel.
 
 A loser that dies between its post and its claim cannot delete its post. Two cases, both settled by
-reading the thread once: a resumed job (its earlier worker may have died so) at its start, and a job
-whose worker won the claim with a post of its own (an intake elsewhere may have posted meanwhile and
-died) when its answer ends, by then any live intake has settled its own post.
+reading the thread once (a thread only: a command's placeholder is top-level and not looked for): a
+resumed job (its earlier worker may have died so) at its start, and a job whose worker won the claim
+with a post of its own (an intake elsewhere may have posted meanwhile and died) once its answer ended,
+in a task of its own: by then any live intake has settled its own post.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.gateway import SlackGateway
 from bot.gateway.errors import piece_of
 from bot.jobs import Job, Source
 from bot.store.base import Deduplicator, StoreUnavailable
+from bot.tasks import cancel_and_wait
 from bot.texts import RESUMING_TEXT, THINKING_TEXT, WORKING_ON_IT, command_header
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Placeholders:
         self._posting: dict[str, asyncio.Future[str | None]] = {}  # job id -> this replica's post
         self._known: dict[str, str] = {}  # job id -> its placeholder (posted or adopted here)
         self._unsettled: set[str] = set()  # jobs whose worker owns a post of its own: see settle()
+        self._settling: set[asyncio.Task[None]] = set()
 
     def _text(self, job: Job, status: str) -> str:
         return (
@@ -138,10 +141,10 @@ class Placeholders:
         post, that post is still there. It is removed here, so the thread ends with one answer."""
         owner = await self._adopt(job, status)
         if job.resumed and owner not in (None, VIA_RESPONSE_URL, CANNOT_POST):
-            await self._remove_strays(job, str(owner))
+            await self._remove_strays(job, {str(owner)})
         return owner
 
-    async def _remove_strays(self, job: Job, owner: str) -> None:
+    async def _remove_strays(self, job: Job, keep: set[str]) -> None:
         request = job.request
         if request.source is Source.COMMAND or request.thread_ts is None:
             return  # a command's placeholder is top-level: no thread to look in
@@ -155,7 +158,7 @@ class Placeholders:
         for message in messages:
             ts = str(message.get("ts") or "")
             text = str(message.get("text") or "")
-            if ts != owner and piece_of(message, request.id) == 0 and _is_placeholder_text(text):
+            if ts not in keep and piece_of(message, request.id) == 0 and _is_placeholder_text(text):
                 logger.info("removing a second placeholder %s of request %s", ts, request.id)
                 await self._delete(request.channel, ts)
 
@@ -189,13 +192,30 @@ class Placeholders:
             raise SlackError("chat.postMessage", "placeholder_not_posted", transient=True)
         return owner
 
-    async def settle(self, job: Job) -> None:
-        """When the answer has ended: if its worker answered in a placeholder of its own, remove a
-        second one that an intake posted meanwhile and could not delete (it died before its claim)."""
-        if job.id in self._unsettled and job.placeholder_ts is not None:
-            self._unsettled.discard(job.id)
-            await self._remove_strays(job, job.placeholder_ts)
+    def settle(self, job: Job) -> None:
+        """When the answer has ended: if its worker answered in a placeholder of its own, remove (in a
+        task of its own, after the job is done) a second one that an intake posted meanwhile and could
+        not delete (it died before its claim)."""
+        if job.id not in self._unsettled or job.placeholder_ts is None:
+            return
+        self._unsettled.discard(job.id)
+        keep = {job.placeholder_ts}
+        task = asyncio.create_task(self._remove_strays(job, keep), name=f"settle-{job.request.id}")
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("%s failed: %s", task.get_name(), task.exception())
 
     def forget(self, job: Job) -> None:
         self._known.pop(job.id, None)
         self._unsettled.discard(job.id)
+
+    async def close(self, *, linger: float) -> None:
+        """Clean-ups still reading a thread get ``linger`` seconds; the rest are dropped."""
+        tasks = list(self._settling)
+        if tasks:
+            await asyncio.wait(tasks, timeout=linger)
+        await cancel_and_wait(*tasks)

@@ -108,7 +108,7 @@ class AnswerRunner:
                 self.reactions.done(job.request, failed=True)
             finally:
                 if outcome is not None:
-                    await self.placeholders.settle(job)
+                    self.placeholders.settle(job)
                 self.placeholders.forget(job)
                 self.metrics.answer_finished(outcome)
             logger.info(

@@ -21,6 +21,7 @@ ASK_USAGE_TEXT = "Usage: `/ask <question>`, for example `/ask what is a token bu
 FILES_NOT_READ_NOTE = "_(I couldn't read the attached files; answering the text of your message.)_"
 # Files sent with a question (bot/attachments.py): what could not be read, in plain words.
 IMAGES_NOT_SUPPORTED_NOTE = "_(This model can't read images, so I answered from the text only.)_"
+IMAGE_UNREADABLE_NOTE = "_(The model couldn't read the image, so I answered from the text only.)_"
 # A question too long for the model's budget: its beginning and its end were read (bot/context.py).
 LONG_QUESTION_NOTE = (
     "_(Your message was very long; I read its beginning and its end and skipped the middle.)_"

@@ -3,6 +3,7 @@ clients) started in-process in HTTP mode, pointed at them by SLACK_API_URL and O
 
 from __future__ import annotations
 
+import atexit
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -56,13 +57,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """An xdist worker ends with a heap of everything its tests left: the interpreter's last garbage
-    collections walked it for two to three seconds while the controller waited for every worker to
-    exit. Frozen, the heap is left to the process's end (the tests' own garbage was collected as they
-    ran, and pytest reported what it found unraisable then)."""
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker ends with a heap of everything its tests left, and the interpreter's last
+    garbage collections (at its exit, after pytest's own final collection and its report of what was
+    unraisable) walked it for two to three seconds while the controller waited for every worker to
+    exit. Frozen at exit, the heap is simply left to the process's end."""
     if hasattr(config, "workerinput"):
-        gc.freeze()
+        atexit.register(gc.freeze)
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ sandbox``) are started as fresh interpreters by the tests of those commands (tes
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -27,6 +29,23 @@ from sandbox.ports import free_port
 
 _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload(["tests.procs", "bot.__main__", "bot.app", "bot.model.openai"])
+
+
+_LIVE: set[BaseProcess] = set()
+importlib.import_module("multiprocessing.util")  # its exit handler is registered first: it runs last
+
+
+@atexit.register  # before multiprocessing's exit handler, which would wait out a leftover bot's grace
+def _kill_leftovers() -> None:
+    for proc in _LIVE:
+        if proc.pid is not None and proc.exitcode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+def _log_file() -> str:
+    fd, path = tempfile.mkstemp(prefix="bot-", suffix=".log")
+    os.close(fd)
+    return path
 
 
 def clean_environ() -> dict[str, str]:
@@ -50,7 +69,7 @@ class BotProcess:
     port: int = field(default_factory=free_port)
     proc: BaseProcess | None = None
     # A file, not a pipe: a pipe nobody reads could fill and block the bot.
-    log_path: str = field(default_factory=lambda: tempfile.mkstemp(prefix="bot-", suffix=".log")[1])
+    log_path: str = field(default_factory=_log_file)
 
     @property
     def url(self) -> str:
@@ -66,6 +85,7 @@ class BotProcess:
     async def start(self) -> None:
         env = {**clean_environ(), **self.env, "PORT": str(self.port)}
         self.proc = _FORKS.Process(target=_run_bot, args=(env, self.log_path), daemon=True)
+        _LIVE.add(self.proc)
         # The first start in a test process starts the fork server (it imports the bot): off the loop.
         await asyncio.to_thread(self.proc.start)
         # Start-up (settings, auth.test, bind) is quick; several seconds on a loaded machine: bounded.
@@ -92,7 +112,8 @@ class BotProcess:
 
     def kill(self) -> None:
         assert self.proc is not None and self.proc.pid is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
+        if self.returncode is None:  # else its pid may be another process's by now
+            os.kill(self.proc.pid, signal.SIGKILL)
 
     async def wait(self) -> int:
         """The exit status, once the process ends (its sentinel becomes readable then)."""
@@ -117,6 +138,8 @@ class BotProcess:
         if self.proc is not None and self.proc.pid is not None and self.returncode is None:
             self.kill()
             await self.wait()
+        if self.proc is not None:
+            _LIVE.discard(self.proc)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.log_path)
 

@@ -1,14 +1,14 @@
 """The Slack Web API boundary: every call the bot makes to Slack goes through ``SlackGateway``.
 
-- Every method that Slack rate-limits per workspace (edits, posts, reactions, and the stream methods)
-  takes a slot of that method's budget first and pauses it on a 429 (``bot.gateway.pacing``): callers
-  never pace or handle Retry-After themselves.
+- Every method that Slack rate-limits (per workspace: edits, reactions, thread reads, the stream
+  methods; per channel: posts) goes through ``paced``: a slot of that method's budget first, and a 429
+  pauses it (``bot.gateway.pacing``): callers never pace or handle Retry-After themselves.
 
-- One long-lived pair of clients, sharing one aiohttp session (never a new client per call).
-- ``chat.update`` (idempotent) carries slack_sdk's connection-error and server-error retry handlers,
-  not the rate-limit one: the edit budget owns its 429s (one retry layer per call).
-- Other idempotent calls (reactions, reads, ephemerals, deletes) carry all three handlers, the
-  rate-limit one included.
+- Three long-lived clients sharing one aiohttp session (never a new client per call).
+- Paced idempotent calls (``chat.update``, reactions, thread reads, ``assistant.threads.setStatus``)
+  carry slack_sdk's connection-error and server-error retry handlers, not the rate-limit one: their
+  budgets own their 429s (one retry layer per call). Unpaced idempotent calls (ephemerals, deletes,
+  ``users.info``, ``conversations.history``) carry all three handlers, the rate-limit one included.
 - ``chat.postMessage`` carries none: a retry after a lost response could post twice.
   ``posts.post_answer`` (``bot.gateway.posts``) retries a post itself after looking for it in the
   thread: every post carries message metadata naming the request.

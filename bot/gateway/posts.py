@@ -52,7 +52,7 @@ class AnswerPosts:
     ) -> str:
         """Post a message of an answer (``request_id``, ``piece``), retrying what may succeed later:
         a rate limit after its Retry-After (up to ``MAX_RATE_LIMITED`` times), a server error or a
-        lost response up to ``post_attempts`` times. ``chat.postMessage`` is not idempotent, so before
+        lost response up to ``attempts`` times. ``chat.postMessage`` is not idempotent, so before
         posting again after a server error the thread (or, for a top-level message, the channel's
         newest messages) is searched for the message by its metadata: a retry never posts twice."""
         failures = rate_limited = 0

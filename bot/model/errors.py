@@ -32,6 +32,7 @@ from bot.errors import (
     ContentFiltered,
     ContextTooLong,
     ImagesNotSupported,
+    ImageUnreadable,
     MalformedReply,
     ModelAuthError,
     ModelBadRequest,
@@ -83,6 +84,8 @@ IMAGE_REFUSALS = (
     "unsupported",
     "not a multimodal",
 )
+# The refusal is of the image sent, not of images ("You uploaded an unsupported image", "Invalid image").
+IMAGE_ITSELF = ("uploaded", "unsupported image", "invalid image", "valid image", "image format", "decode")
 REQUEST_ID_HEADERS = ("x-request-id", "x-litellm-call-id", "request-id")
 
 _WRAPPED = re.compile(r"""^\{\s*['"]error['"]\s*:\s*['"](.*)['"]\s*\}$""", re.DOTALL)
@@ -154,6 +157,8 @@ def from_server(
     if "insufficient_quota" in text:
         return QuotaExceeded(detail, **extra)
     if _refuses_images(status, text):
+        if any(hint in text for hint in IMAGE_ITSELF):
+            return ImageUnreadable(detail, **extra)
         return ImagesNotSupported(detail, **extra)
     if status != 429 and any(hint in text for hint in CONTEXT_HINTS):
         return ContextTooLong(detail, **extra)
@@ -175,10 +180,10 @@ def from_server(
 
 
 def _refuses_images(status: int | None, text: str) -> bool:
-    """A 4xx (not 404, not 429) that says the model takes no images."""
+    """A 4xx (not 404, not 429) that says the model takes no images, or not the one it was sent."""
     if status is None or not 400 <= status < 500 or status in (404, 429):
         return False
-    return any(w in text for w in IMAGE_WORDS) and any(r in text for r in IMAGE_REFUSALS)
+    return any(w in text for w in IMAGE_WORDS) and any(r in text for r in (*IMAGE_REFUSALS, *IMAGE_ITSELF))
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:

@@ -77,7 +77,8 @@ async def test_a_worker_that_posted_its_own_removes_a_dead_intakes_post_when_the
         stray = await gateway.posts.post_answer(
             text=queued_text(1), channel="C1", thread_ts=request.thread_ts, request_id=request.id
         )
-        await placeholders.settle(job)
+        placeholders.settle(job)  # in a task of its own: the job is done meanwhile
+        await placeholders.close(linger=10)
         remaining = {m.ts for m in slack.thread("C1", str(request.thread_ts)) if m.user == slack.bot_user_id}
         assert remaining == {owner}
         assert [c.args.get("ts") for c in slack.calls_to("chat.delete")] == [stray]
@@ -88,7 +89,8 @@ async def test_a_worker_that_posted_its_own_removes_a_dead_intakes_post_when_the
         assert posted is not None and await placeholders.adopt(other, THINKING_TEXT) == posted
         other.placeholder_ts = posted
         reads = len(slack.calls_to("conversations.replies"))
-        await placeholders.settle(other)
+        placeholders.settle(other)
+        await placeholders.close(linger=10)
         assert len(slack.calls_to("conversations.replies")) == reads
     finally:
         await gateway.close()

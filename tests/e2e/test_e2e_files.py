@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from bot.texts import (
+    IMAGE_UNREADABLE_NOTE,
     IMAGES_NOT_SUPPORTED_NOTE,
     file_cut_note,
     files_not_downloaded_note,
@@ -203,6 +204,22 @@ async def test_a_model_that_refused_images_is_not_sent_them_again(
     assert model.image_refusals == 1 and len(model.requests) == 3
     second = question_content(model, 2)
     assert isinstance(second, str) and second.endswith("question 2?\n\n[image: p2.png]")
+
+
+async def test_a_refused_image_is_not_taken_for_a_model_without_images(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    model.reject_images = "You uploaded an unsupported image. Please make sure your image is valid."
+    for n in (1, 2):
+        model.script(Reply.text(f"Answer {n}."))
+        ts = await ask(slack, bot.url, f"question {n}?", [slack.add_file(f"p{n}.png", PNG)])
+        text = await answered(slack, ts)
+        assert f"Answer {n}." in text and IMAGE_UNREADABLE_NOTE in text
+        assert IMAGES_NOT_SUPPORTED_NOTE not in text
+    # Each question was sent with its image first: one bad image says nothing of the next.
+    assert model.image_refusals == 2 and len(model.requests) == 4
+    assert image_urls(question_content(model, 2))
 
 
 async def test_other_servers_refusals_of_images_are_recognised(

@@ -17,7 +17,7 @@ from bot.context import (
     estimate_tokens,
     message_tokens,
 )
-from bot.errors import ConfigErrors, ImagesNotSupported, ModelBadRequest, ModelNotFound
+from bot.errors import ConfigErrors, ImagesNotSupported, ImageUnreadable, ModelBadRequest, ModelNotFound
 from bot.files import (
     FileRef,
     data_url,
@@ -203,7 +203,7 @@ def test_a_text_only_prompt_keeps_the_markers_and_the_history() -> None:
 def test_a_text_only_models_refusal_is_named(server: str) -> None:
     body = {"message": IMAGE_REFUSALS[server], "type": "invalid_request_error", "param": None, "code": None}
     err = from_server(400, body, None)
-    assert isinstance(err, ImagesNotSupported) and isinstance(err, ModelBadRequest)
+    assert type(err) is ImagesNotSupported and isinstance(err, ModelBadRequest)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +213,9 @@ def test_a_text_only_models_refusal_is_named(server: str) -> None:
         (400, "Unsupported parameter: 'max_tokens' is not supported with this model.", ModelBadRequest),
         (404, "The model `vision-1` does not exist.", ModelNotFound),
         (400, "image exceeds 5 MB maximum", ModelBadRequest),  # too large is not "no images"
+        # The image sent, not images: asked again without it, later images still sent.
+        (400, "You uploaded an unsupported image. Please make sure your image is valid.", ImageUnreadable),
+        (400, "Invalid image format: could not decode image_url", ImageUnreadable),
     ],
 )
 def test_other_words_about_images(status: int, message: str, cls: type) -> None:
