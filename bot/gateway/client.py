@@ -12,7 +12,8 @@
 - ``chat.postMessage`` carries none: a retry after a lost response could post twice.
   ``posts.post_answer`` (``bot.gateway.posts``) retries a post itself after looking for it in the
   thread: every post carries message metadata naming the request.
-- Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``.
+- Every bot message is sent with ``unfurl_links``/``unfurl_media`` false and ``parse="none"``
+  (``SAFE_MESSAGE``; ephemerals, which do not unfurl, with ``parse="none"``).
 - ``SlackApiError`` is translated once, into ``bot.errors.SlackError``/``CannotPost``
   (``bot.gateway.errors``).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -44,6 +45,17 @@ from bot.gateway.threads import ThreadReader
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
+
+
+# Sent with every message the bot posts or edits: no unfurl of a link the model chose, and no parsing
+# of the text (a "@channel" typed by the model stays words; mentions are only the <@U…> we render).
+class SafeMessage(TypedDict):
+    parse: str
+    unfurl_links: bool
+    unfurl_media: bool
+
+
+SAFE_MESSAGE: SafeMessage = {"parse": "none", "unfurl_links": False, "unfurl_media": False}
 
 
 def _web_clients(
@@ -172,9 +184,7 @@ class SlackGateway:
                 thread_ts=thread_ts,
                 blocks=blocks,
                 metadata=metadata,
-                parse="none",
-                unfurl_links=False,
-                unfurl_media=False,
+                **SAFE_MESSAGE,
             ),
             key=f"post:{channel}",
             retry=False,  # not idempotent: posts.post_answer looks for a lost post before posting again
@@ -224,13 +234,7 @@ class SlackGateway:
         await self.paced(
             "chat.update",
             lambda client: client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=text,
-                blocks=blocks,
-                parse="none",
-                unfurl_links=False,
-                unfurl_media=False,
+                channel=channel, ts=ts, text=text, blocks=blocks, **SAFE_MESSAGE
             ),
             key=team_id,
             retry=retry,

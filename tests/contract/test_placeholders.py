@@ -26,24 +26,16 @@ def mention(slack: FakeSlack) -> Request:
 
 
 async def test_a_resumed_job_removes_a_dead_replicas_second_placeholder(slack: FakeSlack) -> None:
-    question = slack.mention_event("C1", "q0")
-    request = Request(
-        source=Source.MENTION,
-        team_id="T1",
-        channel="C1",
-        user="U_ALICE",
-        text="q0",
-        ts=question["ts"],
-        thread_ts=question["ts"],
-    )
+    request = mention(slack)
+    thread = str(request.ts)
     gateway = SlackGateway(token=slack.bot_token, base_url=slack.api_url)
     claims = MemoryDeduplicator(ttl_seconds=600)
     try:
-        post = {"channel": "C1", "thread_ts": question["ts"], "request_id": request.id}
+        post = {"channel": "C1", "thread_ts": thread, "request_id": request.id}
         owner = await gateway.posts.post_answer(text=THINKING_TEXT, **post)  # the worker's, claimed
         stray = await gateway.posts.post_answer(text=queued_text(1), **post)  # the intake's, claim lost
         other = await gateway.posts.post_answer(
-            text=THINKING_TEXT, channel="C1", thread_ts=question["ts"], request_id="x"
+            text=THINKING_TEXT, channel="C1", thread_ts=thread, request_id="x"
         )
         await claims.claim(key=f"placeholder:{request.id}", value=owner)
         placeholders = Placeholders(gateway=gateway, claims=claims)
@@ -54,7 +46,7 @@ async def test_a_resumed_job_removes_a_dead_replicas_second_placeholder(slack: F
 
         resumed = Job(request=request, tries=2)
         assert await placeholders.adopt(resumed, THINKING_TEXT) == owner
-        remaining = {m.ts for m in slack.thread("C1", question["ts"]) if m.user == slack.bot_user_id}
+        remaining = {m.ts for m in slack.thread("C1", thread) if m.user == slack.bot_user_id}
         assert remaining == {owner, other}  # the stray is gone; another request's post stays
         assert [c.args.get("ts") for c in slack.calls_to("chat.delete")] == [stray]
     finally:
