@@ -170,11 +170,10 @@ class Placeholders:
             owner = await asyncio.shield(posting)
             if owner is not None:
                 return owner
-        known = await self.known(job)
-        if known is not None:
-            return known
+        if job.id in self._known:
+            return self._known[job.id]
         try:
-            held = await self.claims.claim(key=_key(job), value="")
+            held = await self.claims.claim(key=_key(job), value="")  # one read: a ts or a verdict
         except StoreUnavailable:
             held = ""
         if held:
