@@ -77,7 +77,11 @@ class Placeholders:
         thread = None if request.source is Source.COMMAND else request.thread_ts
         try:
             ts = await self.gateway.posts.post_answer(
-                channel=request.channel, text=self._text(job, status), thread_ts=thread, request_id=request.id
+                channel=request.channel,
+                text=self._text(job, status),
+                thread_ts=thread,
+                request_id=request.id,
+                team_id=request.team_id,
             )
         except CannotPost as err:
             verdict = (
@@ -182,7 +186,7 @@ class Placeholders:
         request = job.request
         thread = None if request.source is Source.COMMAND else request.thread_ts
         found = await self.gateway.posts.find_posted_anywhere(
-            channel=request.channel, thread_ts=thread, request_id=request.id
+            channel=request.channel, thread_ts=thread, request_id=request.id, team_id=request.team_id
         )
         if found is not None:
             return await self._claim(job, found)

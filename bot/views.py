@@ -103,6 +103,7 @@ class Views:
             availability=self.availability,
             fallback=Fallback(
                 gateway=self.gateway,
+                team_id=request.team_id,
                 channel=request.channel,
                 thread_ts=thread_ts,
                 request_id=request.id,
@@ -160,7 +161,10 @@ class Views:
         root = thread_ts or job.placeholder_ts
         try:
             pieces = await self.gateway.posts.posted_pieces(
-                channel=job.request.channel, thread_ts=root, request_id=job.request.id
+                channel=job.request.channel,
+                thread_ts=root,
+                request_id=job.request.id,
+                team_id=job.request.team_id,
             )
         except SlackError as err:
             logger.warning("could not look for earlier pieces of request %s: %s", job.request.id, err.error)

@@ -49,6 +49,7 @@ class AnswerPosts:
         thread_ts: str | None = None,
         piece: int = 0,
         blocks: list[dict[str, Any]] | None = None,
+        team_id: str = "",
     ) -> str:
         """Post a message of an answer (``request_id``, ``piece``), retrying what may succeed later:
         a rate limit after its Retry-After (up to ``MAX_RATE_LIMITED`` times), a server error or a
@@ -79,7 +80,11 @@ class AnswerPosts:
                     # The last attempt may have taken effect although its answer was lost (a 500
                     # after the write): look before giving up, or a stray message stays behind.
                     found = await self.find_posted_anywhere(
-                        channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                        channel=channel,
+                        thread_ts=thread_ts,
+                        request_id=request_id,
+                        piece=piece,
+                        team_id=team_id,
                     )
                     if found is not None:
                         return found
@@ -89,19 +94,21 @@ class AnswerPosts:
                 )
             await asyncio.sleep(self._retry_base * failures)
             found = await self.find_posted_anywhere(
-                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece
+                channel=channel, thread_ts=thread_ts, request_id=request_id, piece=piece, team_id=team_id
             )
             if found is not None:
                 return found
 
     async def find_posted_anywhere(
-        self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0
+        self, *, channel: str, thread_ts: str | None, request_id: str, piece: int = 0, team_id: str = ""
     ) -> str | None:
         """The message posted for (request_id, piece) in a thread, or top-level when no thread (a post
         whose answer was lost may have made one); None if there is none or Slack could not be asked."""
         with contextlib.suppress(SlackError):
             if thread_ts is not None:
-                pieces = await self.posted_pieces(channel=channel, thread_ts=thread_ts, request_id=request_id)
+                pieces = await self.posted_pieces(
+                    channel=channel, thread_ts=thread_ts, request_id=request_id, team_id=team_id
+                )
                 return pieces.get(piece)
             return await self.find_posted_top_level(channel=channel, request_id=request_id, piece=piece)
         return None
@@ -116,10 +123,12 @@ class AnswerPosts:
         data = response.data if isinstance(response.data, dict) else {}
         return answer_pieces(data.get("messages") or [], request_id).get(piece)
 
-    async def posted_pieces(self, *, channel: str, thread_ts: str, request_id: str) -> dict[int, str]:
+    async def posted_pieces(
+        self, *, channel: str, thread_ts: str, request_id: str, team_id: str = ""
+    ) -> dict[int, str]:
         """The messages this bot posted for ``request_id`` in a thread (by their metadata): piece
-        number -> ts."""
-        return answer_pieces(
-            await self._gateway.thread_messages(channel=channel, thread_ts=thread_ts, metadata=True),
-            request_id,
+        number -> ts. ``team_id``: whose thread-read budget the reading takes."""
+        messages = await self._gateway.thread_messages(
+            channel=channel, thread_ts=thread_ts, team_id=team_id, metadata=True
         )
+        return answer_pieces(messages, request_id)

@@ -85,6 +85,7 @@ class EditView:
             channel=channel,
             thread_ts=self._thread_ts,
             request_id=request_id,
+            team_id=team_id,
             ts=[placeholder_ts, *(continuations or [])],
             blocks_of=self._blocks,
             clock=clock,

@@ -146,6 +146,7 @@ class Fallback:
     shows) or, when it is gone, in a new message in the thread."""
 
     gateway: SlackGateway
+    team_id: str
     channel: str
     thread_ts: str
     request_id: str
@@ -159,7 +160,11 @@ class Fallback:
         shown = self.shown_text
         if placeholder_ts is None:
             placeholder_ts = await self.gateway.posts.post_answer(
-                channel=self.channel, text=THINKING_TEXT, thread_ts=self.thread_ts, request_id=self.request_id
+                channel=self.channel,
+                text=THINKING_TEXT,
+                thread_ts=self.thread_ts,
+                request_id=self.request_id,
+                team_id=self.team_id,
             )
             shown = THINKING_TEXT
         return self.make(
@@ -167,11 +172,13 @@ class Fallback:
         )
 
 
-async def started_stream(gateway: SlackGateway, channel: str, thread_ts: str, text: str) -> str | None:
+async def started_stream(
+    gateway: SlackGateway, team_id: str, channel: str, thread_ts: str, text: str
+) -> str | None:
     """The stream a start whose answer was lost began, if the thread shows one: the bot's live
     stream with exactly ``text`` (a thread's answers run one at a time)."""
     try:
-        messages = await gateway.thread_messages(channel=channel, thread_ts=thread_ts)
+        messages = await gateway.thread_messages(channel=channel, thread_ts=thread_ts, team_id=team_id)
     except SlackError:
         return None
     for message in reversed(messages):

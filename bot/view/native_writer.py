@@ -155,7 +155,7 @@ class StreamWriter:
             logger.warning("chat.startStream failed: %s (request %s)", err.error, self._request_id)
             # A lost answer may hide a stream that started: found in the thread, it goes on.
             found = (
-                await started_stream(self._gw, self._channel, self._thread, piece.text)
+                await started_stream(self._gw, self._team, self._channel, self._thread, piece.text)
                 if err.transient
                 else None
             )

@@ -26,6 +26,7 @@ class ShownMessages:
         channel: str,
         thread_ts: str,
         request_id: str,
+        team_id: str,
         ts: list[str],
         blocks_of: Callable[[str, Button | None], list[dict[str, Any]] | None],
         clock: Callable[[], float],
@@ -35,6 +36,7 @@ class ShownMessages:
         self._channel = channel
         self._thread_ts = thread_ts
         self._request_id = request_id
+        self._team_id = team_id
         self._blocks_of = blocks_of
         # The placeholder, and the continuations an earlier worker posted before it died (a resumed
         # answer edits them, or deletes those it no longer needs). What they show is unknown: each
@@ -85,6 +87,7 @@ class ShownMessages:
             blocks=self._blocks_of(text, button),
             request_id=self._request_id,
             piece=index,
+            team_id=self._team_id,
         )
         self.ts.append(ts)
         self.record(index, text, button)

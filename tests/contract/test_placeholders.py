@@ -4,7 +4,7 @@ job's at its start, and when the worker answered in a post of its own, once the 
 
 from __future__ import annotations
 
-from bot.gateway import SlackGateway
+from bot.gateway import Pacing, SlackGateway
 from bot.jobs import Job, Request, Source
 from bot.placeholders import Placeholders
 from bot.store.memory import MemoryDeduplicator
@@ -84,5 +84,29 @@ async def test_a_worker_that_posted_its_own_removes_a_dead_intakes_post_when_the
         placeholders.settle(other)
         await placeholders.close(linger=10)
         assert len(slack.calls_to("conversations.replies")) == reads
+    finally:
+        await gateway.close()
+
+
+class KeyRecordingPacing(Pacing):
+    """Pacing without budgets that records the key each paced call took its slot under."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.keys: list[tuple[str, str]] = []
+
+    async def slot(self, method: str, *, key: str, **_: object) -> None:  # type: ignore[override]
+        self.keys.append((method, key))
+
+
+async def test_recovery_lookups_read_threads_within_their_workspaces_budget(slack: FakeSlack) -> None:
+    request = mention(slack)
+    pacing = KeyRecordingPacing()
+    gateway = SlackGateway(token=slack.bot_token, base_url=slack.api_url, pacing=pacing)
+    try:
+        placeholders = Placeholders(gateway=gateway, claims=MemoryDeduplicator(ttl_seconds=600))
+        await placeholders.adopt(Job(request=request, tries=1), THINKING_TEXT)  # looks, then posts
+        assert ("conversations.replies", "replies:T1") in pacing.keys
+        assert all(key == "replies:T1" for method, key in pacing.keys if method == "conversations.replies")
     finally:
         await gateway.close()
