@@ -5,6 +5,8 @@ Slack's own limits are documented in ``shared/notes/slack-platform.md`` and the 
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 SLACK_API_URL = "https://slack.com/api/"
 
 # chat.update rejects text over 4,000 characters (msg_too_long); we keep a margin.
@@ -35,3 +37,14 @@ SLACK_MAX_BODY_BYTES = 1024 * 1024
 
 # The "Summarize thread" message shortcut's callback_id (manifest.yml features.shortcuts).
 SUMMARIZE_SHORTCUT = "summarize_thread"
+
+
+# Sent with every message the bot posts or edits: no unfurl of a link the model chose, and no parsing
+# of the text (a "@channel" typed by the model stays words; mentions are only the <@U…> we render).
+class SafeMessage(TypedDict):
+    parse: str
+    unfurl_links: bool
+    unfurl_media: bool
+
+
+SAFE_MESSAGE: SafeMessage = {"parse": "none", "unfurl_links": False, "unfurl_media": False}

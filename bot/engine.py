@@ -10,6 +10,7 @@ Nothing here decides anything: each part is one module with one job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -187,8 +188,7 @@ class Engine:
 
     async def close(self, *, linger: float = 2.0) -> None:
         """Queue notices are dropped at once; reactions still on their way (the ✅ or ⚠️ of the last
-        answers) get ``linger`` seconds to land."""
+        answers) and placeholder clean-ups still reading a thread get ``linger`` seconds, together."""
         await self.notices.close()
         await self.intake.close()
-        await self.reactions.close(linger=linger)
-        await self.placeholders.close(linger=linger)
+        await asyncio.gather(self.reactions.close(linger=linger), self.placeholders.close(linger=linger))

@@ -210,7 +210,7 @@ class Placeholders:
     def _settled(self, task: asyncio.Task[None]) -> None:
         self._settling.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.warning("%s failed: %s", task.get_name(), task.exception())
+            logger.warning("%s failed", task.get_name(), exc_info=task.exception())
 
     def forget(self, job: Job) -> None:
         self._known.pop(job.id, None)

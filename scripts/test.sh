@@ -29,8 +29,9 @@ unset PYTHONDONTWRITEBYTECODE
 # On a fresh clone the six workers would each rewrite and compile every test module (and the bot's)
 # at once: one collection writes them first, on the core mypy leaves idle. Its errors, if any, are
 # the run's below.
-.venv/bin/python -m pytest --collect-only -q -p no:cacheprovider >/dev/null 2>&1 &
+timeout 300 .venv/bin/python -m pytest --collect-only -q -p no:cacheprovider >/dev/null 2>&1 &
 collecting=$!
+trap 'kill "$collecting" 2>/dev/null || true' EXIT # lint or types failed: it is not left running
 .venv/bin/ruff check bot handlers sandbox tests
 .venv/bin/ruff format --check bot handlers sandbox tests
 .venv/bin/mypy

@@ -39,7 +39,8 @@ importlib.import_module("multiprocessing.util")  # its exit handler is registere
 def _kill_leftovers() -> None:
     for proc in _LIVE:
         if proc.pid is not None and proc.exitcode is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 def _log_file() -> str:

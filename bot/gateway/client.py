@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypedDict
+from typing import Any
 
 import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -35,6 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.constants import SAFE_MESSAGE
 from bot.errors import SlackError
 from bot.gateway.errors import answer_metadata, mapped
 from bot.gateway.files import FileDownloads
@@ -45,17 +46,6 @@ from bot.gateway.threads import ThreadReader
 from bot.ratelimit.base import Priority
 
 logger = logging.getLogger(__name__)
-
-
-# Sent with every message the bot posts or edits: no unfurl of a link the model chose, and no parsing
-# of the text (a "@channel" typed by the model stays words; mentions are only the <@U…> we render).
-class SafeMessage(TypedDict):
-    parse: str
-    unfurl_links: bool
-    unfurl_media: bool
-
-
-SAFE_MESSAGE: SafeMessage = {"parse": "none", "unfurl_links": False, "unfurl_media": False}
 
 
 def _web_clients(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.constants import SAFE_MESSAGE
 from bot.ratelimit.base import Priority
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class NativeStreams:
             every = markdown_blocks(markdown) + blocks
 
             def call(c: AsyncWebClient) -> Awaitable[AsyncSlackResponse]:
-                return c.chat_update(channel=channel, ts=ts, text=fallback, blocks=every)
+                return c.chat_update(channel=channel, ts=ts, text=fallback, blocks=every, **SAFE_MESSAGE)
 
         else:
 

@@ -63,6 +63,7 @@ CONTEXT_HINTS = (
     "context size",  # llama.cpp: "the request exceeds the available context size"
     "exceed_context_size",
     "prompt is too long",
+    "maximum model length",  # vLLM: "The decoder prompt (length N) is longer than the maximum model length"
 )
 UNKNOWN_MODEL_HINTS = (
     "model_not_found",  # OpenAI's code
@@ -84,8 +85,33 @@ IMAGE_REFUSALS = (
     "unsupported",
     "not a multimodal",
 )
-# The refusal is of the image sent, not of images ("You uploaded an unsupported image", "Invalid image").
-IMAGE_ITSELF = ("uploaded", "unsupported image", "invalid image", "valid image", "image format", "decode")
+# A refusal of the image sent, not of images ("You uploaded an unsupported image", "Invalid image",
+# "Image too large: images larger than 20MB are not supported"): asked again without it, later images
+# still sent.
+IMAGE_ITSELF = (
+    "uploaded",
+    "unsupported image",
+    "invalid image",
+    "valid image",
+    "image format",
+    "decode image",
+    "cannot identify image",
+    "too large",
+    "larger than",
+    "exceeds",
+    "dimensions",
+)
+# A refusal of images as such, by the model: its later questions go without them (bot/generate.py).
+# Anything else about images is taken as this image's problem, the cautious reading.
+IMAGES_REFUSED_BY_MODEL = (
+    "only supported by certain models",  # OpenAI: "image_url is only supported by certain models"
+    "not supported for this model",  # vLLM: "image input is not supported for this model"
+    "model does not support",  # Ollama: "this model does not support images"
+    "not a multimodal",  # "llava is not a multimodal model"
+    "does not support image input",
+    "doesn't support image input",
+    "vision is not supported",
+)
 REQUEST_ID_HEADERS = ("x-request-id", "x-litellm-call-id", "request-id")
 
 _WRAPPED = re.compile(r"""^\{\s*['"]error['"]\s*:\s*['"](.*)['"]\s*\}$""", re.DOTALL)
@@ -156,12 +182,12 @@ def from_server(
         return ModelAuthError(detail, **extra)
     if "insufficient_quota" in text:
         return QuotaExceeded(detail, **extra)
-    if _refuses_images(status, text):
-        if any(hint in text for hint in IMAGE_ITSELF):
-            return ImageUnreadable(detail, **extra)
-        return ImagesNotSupported(detail, **extra)
     if status != 429 and any(hint in text for hint in CONTEXT_HINTS):
-        return ContextTooLong(detail, **extra)
+        return ContextTooLong(detail, **extra)  # first: a multimodal model's may speak of images
+    if _refuses_images(status, text):
+        if any(hint in text for hint in IMAGES_REFUSED_BY_MODEL) and not any(h in text for h in IMAGE_ITSELF):
+            return ImagesNotSupported(detail, **extra)
+        return ImageUnreadable(detail, **extra)
     if status == 429:
         return ModelRateLimited(detail, retry_after=retry_after(headers), **extra)
     if any(hint in text for hint in UNKNOWN_MODEL_HINTS) or (

@@ -17,7 +17,14 @@ from bot.context import (
     estimate_tokens,
     message_tokens,
 )
-from bot.errors import ConfigErrors, ImagesNotSupported, ImageUnreadable, ModelBadRequest, ModelNotFound
+from bot.errors import (
+    ConfigErrors,
+    ContextTooLong,
+    ImagesNotSupported,
+    ImageUnreadable,
+    ModelBadRequest,
+    ModelNotFound,
+)
 from bot.files import (
     FileRef,
     data_url,
@@ -212,10 +219,21 @@ def test_a_text_only_models_refusal_is_named(server: str) -> None:
         (400, "llava is not a multimodal model", ImagesNotSupported),
         (400, "Unsupported parameter: 'max_tokens' is not supported with this model.", ModelBadRequest),
         (404, "The model `vision-1` does not exist.", ModelNotFound),
-        (400, "image exceeds 5 MB maximum", ModelBadRequest),  # too large is not "no images"
         # The image sent, not images: asked again without it, later images still sent.
+        (400, "image exceeds 5 MB maximum", ImageUnreadable),
+        (400, "Image too large: images larger than 20MB are not supported", ImageUnreadable),
         (400, "You uploaded an unsupported image. Please make sure your image is valid.", ImageUnreadable),
         (400, "Invalid image format: could not decode image_url", ImageUnreadable),
+        (400, "Images are not supported here", ImageUnreadable),  # unclear: the cautious reading
+        # A multimodal model's context error speaks of images: it is the context, not the image.
+        (
+            400,
+            "The decoder prompt (length 9000) is longer than the maximum model length of 8192. Make sure "
+            "that `max_model_len` is no smaller than the number of text tokens plus multimodal tokens. "
+            "For image inputs, the number of image tokens depends on the number of images.",
+            ContextTooLong,
+        ),
+        (400, "Failed to decode JSON body: expected value at line 1 (image_url)", ModelBadRequest),
     ],
 )
 def test_other_words_about_images(status: int, message: str, cls: type) -> None:
