@@ -31,7 +31,7 @@ from bot.reactions import Reactions
 from bot.replies import Replies
 from bot.settings import Settings
 from bot.store.base import Deduplicator, StoreUnavailable
-from bot.tasks import cancel_and_wait
+from bot.tasks import KeptTasks
 from bot.texts import BOT_BUSY_TEXT, BUSY_TEXT, HELP_TEXT, QUEUE_DOWN_TEXT, WARNING_PREFIX, queued_text
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Intake:
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # queue key -> (lock, [users])
         self._idle = asyncio.Event()  # set while no question is being accepted
         self._idle.set()
-        self._after_ack: set[asyncio.Task[None]] = set()  # placeholders, reactions, replies
+        self._after_ack = KeptTasks(logger, level=logging.ERROR)  # placeholders, reactions, replies
 
     async def help(self, request: Request) -> None:
         """Reply to an empty mention or DM with a short help text, no model call."""
@@ -78,14 +78,7 @@ class Intake:
 
     def later(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run Slack-facing work after the ack, in a task that is kept and whose failure is logged."""
-        task = asyncio.create_task(work, name=name)
-        self._after_ack.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._after_ack.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s failed", task.get_name(), exc_info=task.exception())
+        self._after_ack.start(work, name=name)
 
     async def submit(self, request: Request, *, dedup: bool = True) -> None:
         key = request.queue_key
@@ -109,14 +102,13 @@ class Intake:
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()
-                while self._after_ack:
-                    await asyncio.wait(set(self._after_ack))
+                await self._after_ack.wait()
         except TimeoutError:
             return False
         return True
 
     async def close(self) -> None:
-        await cancel_and_wait(*self._after_ack)
+        await self._after_ack.close()
 
     def _reply(self, request: Request, text: str) -> None:
         self.later(self.replies.reply(request, text), name=f"reply-{request.id}")

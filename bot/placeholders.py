@@ -25,7 +25,7 @@ from bot.gateway import SlackGateway
 from bot.gateway.errors import piece_of
 from bot.jobs import Job, Source
 from bot.store.base import Deduplicator, StoreUnavailable
-from bot.tasks import cancel_and_wait
+from bot.tasks import KeptTasks
 from bot.texts import RESUMING_TEXT, THINKING_TEXT, WORKING_ON_IT, command_header
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Placeholders:
         self._posting: dict[str, asyncio.Future[str | None]] = {}  # job id -> this replica's post
         self._known: dict[str, str] = {}  # job id -> its placeholder (posted or adopted here)
         self._unsettled: set[str] = set()  # jobs whose worker owns a post of its own: see settle()
-        self._settling: set[asyncio.Task[None]] = set()
+        self._settling = KeptTasks(logger)
 
     def _text(self, job: Job, status: str) -> str:
         return (
@@ -203,14 +203,7 @@ class Placeholders:
             return
         self._unsettled.discard(job.id)
         keep = {job.placeholder_ts}
-        task = asyncio.create_task(self._remove_strays(job, keep), name=f"settle-{job.request.id}")
-        self._settling.add(task)
-        task.add_done_callback(self._settled)
-
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._settling.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("%s failed", task.get_name(), exc_info=task.exception())
+        self._settling.start(self._remove_strays(job, keep), name=f"settle-{job.request.id}")
 
     def forget(self, job: Job) -> None:
         self._known.pop(job.id, None)
@@ -218,7 +211,4 @@ class Placeholders:
 
     async def close(self, *, linger: float) -> None:
         """Clean-ups still reading a thread get ``linger`` seconds; the rest are dropped."""
-        tasks = list(self._settling)
-        if tasks:
-            await asyncio.wait(tasks, timeout=linger)
-        await cancel_and_wait(*tasks)
+        await self._settling.close(linger=linger)

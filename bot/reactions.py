@@ -16,7 +16,7 @@ from bot.errors import SlackError
 from bot.gateway import SlackGateway
 from bot.jobs import Request
 from bot.settings import Settings
-from bot.tasks import cancel_and_wait
+from bot.tasks import KeptTasks
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Reactions:
         self.settings = settings
         self.gateway = gateway
         self._questions: dict[str, _Question] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = KeptTasks(logger, level=logging.INFO)
 
     def working(self, request: Request) -> None:
         self._want(request, self.settings.reaction_working)
@@ -56,10 +56,7 @@ class Reactions:
         question = self._questions.setdefault(request.id, _Question(request))
         question.wanted = name
         if question.task is None:
-            task = asyncio.create_task(self._apply(question), name=f"reactions-{request.id}")
-            question.task = task
-            self._tasks.add(task)
-            task.add_done_callback(self._finished)
+            question.task = self._tasks.start(self._apply(question), name=f"reactions-{request.id}")
 
     async def _apply(self, question: _Question) -> None:
         request = question.request
@@ -89,14 +86,6 @@ class Reactions:
                     logger.info("could not %s reaction %s (request %s): %s", how, name, request.id, err.error)
                     return
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.info("%s failed: %s", task.get_name(), task.exception())
-
     async def close(self, *, linger: float) -> None:
         """The last reactions get ``linger`` seconds to land; the rest are dropped."""
-        tasks = list(self._tasks)
-        if tasks:
-            await asyncio.wait(tasks, timeout=linger)
-        await cancel_and_wait(*tasks)
+        await self._tasks.close(linger=linger)

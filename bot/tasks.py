@@ -10,6 +10,8 @@ exactly so. ``cancel_and_wait`` cancels again, a moment apart, until every task 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
 from typing import Any
 
 # How long a cancelled task gets to end before it is cancelled again.
@@ -27,3 +29,39 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any], every: float = RECANCEL_S
     for task in tasks:
         if not task.cancelled():
             task.exception()
+
+
+class KeptTasks:
+    """Work that outlives the call that started it (a reaction, a reply after the ack, a clean-up):
+    each task is kept, never fire-and-forget; a failure is logged (at ``level``, with its traceback)
+    when it ends; ``close`` gives what is left ``linger`` seconds, then cancels it for good."""
+
+    def __init__(self, logger: logging.Logger, *, level: int = logging.WARNING) -> None:
+        self._logger = logger
+        self._level = level
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._logger.log(self._level, "%s failed", task.get_name(), exc_info=task.exception())
+
+    async def wait(self) -> None:
+        """Return once no task is left (those started meanwhile included)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self, *, linger: float = 0.0) -> None:
+        tasks = list(self._tasks)
+        if tasks and linger > 0:
+            await asyncio.wait(tasks, timeout=linger)
+        await cancel_and_wait(*tasks)
