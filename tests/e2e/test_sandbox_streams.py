@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs
 
 import aiohttp
-import pytest
-from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
-from sandbox.slack import sign_request
 from sandbox.workspace import Workspace
+from tests import sandbox_receiver
+from tests.sandbox_receiver import JSONDict, Receiver, assert_signed, ui
 
-JSONDict = dict[str, Any]
+receiver, workspace, http = sandbox_receiver.receiver, sandbox_receiver.workspace, sandbox_receiver.http
 
 FEEDBACK: dict[str, Any] = {
     "type": "context_actions",
@@ -32,71 +29,6 @@ FEEDBACK: dict[str, Any] = {
         }
     ],
 }
-
-
-class Receiver:
-    """The bot's Events API endpoint, played by a recorder (checks the signature of what it gets)."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.bodies: list[tuple[str, str, str, str]] = []  # (content type, body, timestamp, signature)
-        self.changed = asyncio.Condition()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = (await request.read()).decode()
-        headers = request.headers
-        async with self.changed:
-            self.bodies.append(
-                (
-                    request.content_type,
-                    body,
-                    headers["X-Slack-Request-Timestamp"],
-                    headers["X-Slack-Signature"],
-                )
-            )
-            self.changed.notify_all()
-        return web.Response(status=200)
-
-    async def wait(self, count: int) -> None:
-        async with asyncio.timeout(5), self.changed:
-            await self.changed.wait_for(lambda: len(self.bodies) >= count)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/slack/events", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    yield rec
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def workspace(receiver: Receiver) -> AsyncIterator[Workspace]:
-    ws = Workspace()
-    await ws.start()
-    ws.app_url = receiver.url
-    yield ws
-    await ws.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def ui(http: aiohttp.ClientSession, ws: Workspace, path: str, **body: Any) -> JSONDict:
-    async with http.post(f"{ws.url}{path}", json=body) as resp:
-        assert resp.status == 200, await resp.text()
-        data = await resp.json()
-        assert isinstance(data, dict)
-        return data
 
 
 async def test_feed_carries_the_stream_and_the_status(
@@ -181,10 +113,10 @@ async def test_feedback_button_on_the_page(
         value="bad",
     )
     await receiver.wait(3)  # the mention (app_mention and message), then the press
-    [(ctype, body, timestamp, signature)] = [b for b in receiver.bodies if b[0] != "application/json"]
-    assert ctype == "application/x-www-form-urlencoded"
-    assert signature == sign_request(workspace.signing_secret, timestamp, body)
-    payload = json.loads(parse_qs(body)["payload"][0])
+    [press] = [d for d in receiver.got if d.content_type != "application/json"]
+    assert press.content_type == "application/x-www-form-urlencoded"
+    assert_signed(workspace, press)
+    payload = json.loads(press.form()["payload"])
     assert payload["type"] == "block_actions" and payload["user"]["id"] == workspace.user_id
     [action] = payload["actions"]
     assert (action["type"], action["action_id"], action["block_id"], action["value"]) == (
@@ -209,7 +141,7 @@ async def test_stop_on_the_page_stops_the_stream(
     stopped = await ui(http, workspace, "/ui/stop", channel="D0001", thread_ts=question["ts"])
     assert stopped["stopped"] == [started["ts"]]
     await receiver.wait(2)
-    event = json.loads(receiver.bodies[1][1])["event"]
+    event = receiver.got[1].json()["event"]
     assert event["type"] == "agent_session_stopped" and event["streaming_message_ts"] == [started["ts"]]
     assert event["user"] == workspace.user_id and event["thread_ts"] == question["ts"]
     stream = workspace.message("D0001", started["ts"]).stream

@@ -14,17 +14,14 @@ import shutil
 import signal
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from openai import AsyncOpenAI
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -46,101 +43,13 @@ from sandbox.runner import (
     model_configured,
     slack_configured,
 )
-from sandbox.slack import sign_request
 from sandbox.workspace import Workspace
+from tests import sandbox_receiver
 from tests.redis_fixtures import redis_client, redis_server  # noqa: F401
 from tests.redis_server import RedisServer
+from tests.sandbox_receiver import JSONDict, Receiver, assert_signed, ui
 
-JSONDict = dict[str, Any]
-
-
-@dataclass
-class Delivery:
-    content_type: str
-    body: str
-    timestamp: str
-    signature: str
-
-    def json(self) -> JSONDict:
-        data = json.loads(self.body)
-        assert isinstance(data, dict)
-        return data
-
-    def form(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.body).items()}
-
-
-@dataclass
-class Receiver:
-    """A stand-in for the bot's Events API endpoint: records what it gets, answers ``reply``."""
-
-    url: str = ""
-    got: list[Delivery] = field(default_factory=list)
-    reply: tuple[int, str] = (200, "")
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.got.append(
-            Delivery(
-                content_type=request.content_type,
-                body=(await request.read()).decode(),
-                timestamp=request.headers["X-Slack-Request-Timestamp"],
-                signature=request.headers["X-Slack-Signature"],
-            )
-        )
-        self.changed.set()
-        status, text = self.reply
-        return web.Response(status=status, text=text, content_type="application/json" if text else None)
-
-    async def wait(self, count: int) -> list[Delivery]:
-        async with asyncio.timeout(5):
-            while len(self.got) < count:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.got
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/slack/events", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-    yield rec
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def workspace(receiver: Receiver) -> AsyncIterator[Workspace]:
-    ws = Workspace()
-    await ws.start()
-    ws.app_url = receiver.url
-    yield ws
-    await ws.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def ui(http: aiohttp.ClientSession, ws: Workspace, path: str, **body: Any) -> JSONDict:
-    async with http.post(f"{ws.url}{path}", json=body) as resp:
-        assert resp.status == 200, await resp.text()
-        data = await resp.json()
-        assert isinstance(data, dict)
-        return data
-
-
-def assert_signed(ws: Workspace, delivery: Delivery) -> None:
-    assert delivery.signature == sign_request(ws.signing_secret, delivery.timestamp, delivery.body)
-    assert abs(int(delivery.timestamp) - time.time()) < 60
-
+receiver, workspace, http = sandbox_receiver.receiver, sandbox_receiver.workspace, sandbox_receiver.http
 
 # ---------------------------------------------------------------------- what you type → what the bot gets
 
