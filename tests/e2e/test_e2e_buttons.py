@@ -80,9 +80,10 @@ async def test_only_the_asker_or_an_admin_can_stop(slack: FakeSlack, model: Fake
     await slack.wait_for(lambda: "Stopped by <@U_ADMIN>" in bot_replies(slack, "C1", ts)[0].text, 5)
 
 
-async def test_failed_answer_has_a_retry_button_that_requeues(
+async def failed_question(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
-) -> None:
+) -> tuple[Bot, dict[str, Any]]:
+    """A bot, and a question of C1 its model failed (one attempt, 503): answered with a Retry button."""
     bot = await start_bot(BOT_MAX_ATTEMPTS="1")
     model.script(Reply(chunks=[], status=503))
     event = slack.mention_event("C1", "what is 6 times 7?")
@@ -90,6 +91,13 @@ async def test_failed_answer_has_a_retry_button_that_requeues(
     await slack.wait_for(
         lambda: any(button(m, RETRY_ACTION) for m in bot_replies(slack, "C1", event["ts"])), 10
     )
+    return bot, event
+
+
+async def test_failed_answer_has_a_retry_button_that_requeues(
+    slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
+) -> None:
+    bot, event = await failed_question(slack, model, start_bot)
     failed = bot_replies(slack, "C1", event["ts"])[0]
     assert "overloaded" in failed.text
     model.script(Reply.text("42."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.blocks import RETRY_ACTION
 from tests.conftest import StartBot
-from tests.e2e.test_e2e_buttons import bot_replies, button, press
+from tests.e2e.test_e2e_buttons import bot_replies, failed_question, press
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
 
@@ -12,13 +12,7 @@ from tests.fakes.slack import FakeSlack
 async def test_a_retried_question_is_sent_once_and_keeps_only_the_done_reaction(
     slack: FakeSlack, model: FakeOpenAI, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(BOT_MAX_ATTEMPTS="1")
-    model.script(Reply(chunks=[], status=503))
-    event = slack.mention_event("C1", "what is 6 times 7?")
-    await slack.send_event(bot.url, event)
-    await slack.wait_for(
-        lambda: any(button(m, RETRY_ACTION) for m in bot_replies(slack, "C1", event["ts"])), 10
-    )
+    bot, event = await failed_question(slack, model, start_bot)
     await slack.wait_for(lambda: slack.message("C1", event["ts"]).reactions.get("warning"), 10)
     failed = bot_replies(slack, "C1", event["ts"])[0]
     model.script(Reply.text("42."))
