@@ -145,10 +145,10 @@ class Placeholders:
         post, that post is still there. It is removed here, so the thread ends with one answer."""
         owner = await self._adopt(job, status)
         if job.resumed and owner not in (None, VIA_RESPONSE_URL, CANNOT_POST):
-            await self._remove_strays(job, {str(owner)})
+            await self._remove_strays(job, str(owner))
         return owner
 
-    async def _remove_strays(self, job: Job, keep: set[str]) -> None:
+    async def _remove_strays(self, job: Job, owner: str) -> None:
         request = job.request
         if request.source is Source.COMMAND or request.thread_ts is None:
             return  # a command's placeholder is top-level: no thread to look in
@@ -162,7 +162,7 @@ class Placeholders:
         for message in messages:
             ts = str(message.get("ts") or "")
             text = str(message.get("text") or "")
-            if ts not in keep and piece_of(message, request.id) == 0 and _is_placeholder_text(text):
+            if ts != owner and piece_of(message, request.id) == 0 and _is_placeholder_text(text):
                 logger.info("removing a second placeholder %s of request %s", ts, request.id)
                 await self._delete(request.channel, ts)
 
@@ -202,8 +202,7 @@ class Placeholders:
         if job.id not in self._unsettled or job.placeholder_ts is None:
             return
         self._unsettled.discard(job.id)
-        keep = {job.placeholder_ts}
-        self._settling.start(self._remove_strays(job, keep), name=f"settle-{job.request.id}")
+        self._settling.start(self._remove_strays(job, job.placeholder_ts), name=f"settle-{job.request.id}")
 
     def forget(self, job: Job) -> None:
         self._known.pop(job.id, None)
