@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
@@ -47,6 +48,24 @@ def _log_file() -> str:
     fd, path = tempfile.mkstemp(prefix="bot-", suffix=".log")
     os.close(fd)
     return path
+
+
+async def until_ok(url: str, *, ended: Callable[[], bool], timeout: float = 45.0) -> str | None:
+    """GET ``url`` until it answers 200 (a process starting up: bounded, several seconds on a loaded
+    machine); its body, or None when ``ended()`` says the process exited first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            if ended():
+                return None
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return await resp.text()
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never answered 200 in {timeout:g} s")
 
 
 def clean_environ() -> dict[str, str]:
@@ -89,20 +108,14 @@ class BotProcess:
         _LIVE.add(self.proc)
         # The first start in a test process starts the fork server (it imports the bot): off the loop.
         await asyncio.to_thread(self.proc.start)
-        # Start-up (settings, auth.test, bind) is quick; several seconds on a loaded machine: bounded.
-        deadline = asyncio.get_running_loop().time() + 45
-        async with aiohttp.ClientSession() as http:
-            while asyncio.get_running_loop().time() < deadline:
-                if self.returncode is not None:
-                    raise AssertionError(f"bot exited at start: {self.output()}")
-                try:
-                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"bot never became healthy: {self.output()}")
+        try:
+            healthy = await until_ok(
+                f"http://127.0.0.1:{self.port}/healthz", ended=lambda: self.returncode is not None
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}: {self.output()}") from None
+        if healthy is None:
+            raise AssertionError(f"bot exited at start: {self.output()}")
 
     def output(self) -> str:
         try:

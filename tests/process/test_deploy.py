@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import aiohttp
 import pytest
 import yaml
 
@@ -36,7 +35,7 @@ from sandbox.ports import free_port
 from tests.conftest import bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
-from tests.procs import clean_environ
+from tests.procs import clean_environ, until_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_PACKAGES = {
@@ -279,21 +278,10 @@ async def test_console_script_becomes_ready_answers_and_stops_on_sigterm(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(400):  # start-up: import, auth.test, the model's ping; bounded
-                if proc.returncode is not None:
-                    break
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        if resp.status == 200:
-                            body = await resp.json()
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the installed bot never became ready")
-        assert proc.returncode is None, "the installed bot exited at start"
+        # Start-up: import, auth.test, the model's ping; bounded.
+        ready = await until_ok(f"http://127.0.0.1:{port}/readyz", ended=lambda: proc.returncode is not None)
+        assert ready is not None and proc.returncode is None, "the installed bot exited at start"
+        body = json.loads(ready)
         assert body["ok"] and set(body["checks"].values()) == {"ok"}
         model.script(Reply.text("From the installed package."))
         status, _ = await slack.send_event(

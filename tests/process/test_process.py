@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 
-import aiohttp
-
 from sandbox.ports import free_port
 from tests.conftest import bot_env
 from tests.fakes.openai import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack
+from tests.procs import until_ok
 
 
 def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -98,17 +97,11 @@ async def test_process_serves_health_answers_and_stops_on_sigterm(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):  # the process needs a moment to import and bind
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the bot never became healthy")
+        # The process needs a moment to import and bind.
+        healthy = await until_ok(
+            f"http://127.0.0.1:{port}/healthz", ended=lambda: proc.returncode is not None
+        )
+        assert healthy is not None, "the bot exited at start"
         model.script(Reply.text("From a real process."))
         event = slack.mention_event("C1", "hi")
         status, _ = await slack.send_event(f"http://127.0.0.1:{port}/slack/events", event)
