@@ -36,8 +36,9 @@ class ThreadFollowups:
         self.claims = claims
 
     async def queued(self, request: Request) -> None:
-        """A question of a channel thread was queued: the bot answers in that thread from now on."""
-        if request.source in (Source.MENTION, Source.FOLLOWUP) and request.thread_ts is not None:
+        """A mention in a channel thread was queued: the bot answers in that thread from now on. (A
+        follow-up's thread is marked already: that is how it was followed.)"""
+        if request.source is Source.MENTION and request.thread_ts is not None:
             await self.answering(request, request.thread_ts)
 
     async def answering(self, request: Request, thread_ts: str) -> None:

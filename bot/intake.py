@@ -129,8 +129,7 @@ class Intake:
         # Busy (or down) before the limits: taking the user's rate-limit slot is the last check, so a
         # question the channel cannot take does not cost the asker one of their questions.
         try:
-            ahead = await self.queue.ahead(queue_key=request.queue_key)
-            waiting = await self.queue.waiting_count(queue_key=request.queue_key)
+            waiting, in_progress = await self.queue.counts(queue_key=request.queue_key)
         except QueueUnavailable:
             self._reply(request, WARNING_PREFIX + QUEUE_DOWN_TEXT)
             return
@@ -141,6 +140,7 @@ class Intake:
         if refusal is not None:
             self._reply(request, refusal)
             return
+        ahead = waiting + in_progress
         job = Job(request=request, posted_text=queued_text(ahead))
         try:
             actual = await self.queue.enqueue(job=job, max_waiting=self.settings.max_queue_per_channel)

@@ -26,7 +26,7 @@ from bot.gateway.errors import piece_of
 from bot.jobs import Job, Source
 from bot.store.base import Deduplicator, StoreUnavailable
 from bot.tasks import KeptTasks
-from bot.texts import RESUMING_TEXT, THINKING_TEXT, WORKING_ON_IT, command_header
+from bot.texts import QUEUED_PREFIX, RESUMING_TEXT, THINKING_TEXT, WORKING_ON_IT, command_header
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _key(job: Job) -> str:
 
 def _is_placeholder_text(text: str) -> bool:
     """What a placeholder shows before its answer: the thinking line or a queue notice."""
-    return text in (THINKING_TEXT, RESUMING_TEXT) or text.startswith("_Queued: ")
+    return text in (THINKING_TEXT, RESUMING_TEXT) or text.startswith(QUEUED_PREFIX)
 
 
 class Placeholders:

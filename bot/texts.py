@@ -97,10 +97,13 @@ def stop_refused(asker: str) -> str:
     return f"Only <@{asker}> (or a workspace admin) can stop this answer."
 
 
+QUEUED_PREFIX = "_Queued: "
+
+
 def queued_text(ahead: int) -> str:
     if ahead <= 0:
         return THINKING_TEXT
-    return f"_Queued: {ahead} request{'s' if ahead != 1 else ''} ahead of you…_"
+    return f"{QUEUED_PREFIX}{ahead} request{'s' if ahead != 1 else ''} ahead of you…_"
 
 
 def command_header(request: Request) -> str:

@@ -20,12 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, intake: Intake) -> None:
-    @app.shortcut(SUMMARIZE_SHORTCUT)
+    @app.message_shortcut(SUMMARIZE_SHORTCUT)  # a global shortcut of that name goes to the one below
     async def on_summarize(ack: AsyncAck, shortcut: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        if shortcut.get("type") != "message_action":
-            logger.warning("%s arrived as a %s shortcut: ignored", SUMMARIZE_SHORTCUT, shortcut.get("type"))
-            return
         try:
             request = request_from_shortcut(shortcut, team_id=team_id_of(context, shortcut))
         except IncompletePayload as err:

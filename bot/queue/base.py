@@ -69,8 +69,9 @@ class JobQueue(Protocol):
         """How many jobs of the channel are waiting or in progress."""
         ...
 
-    async def waiting_count(self, *, queue_key: str) -> int:
-        """How many jobs of the channel are waiting (without reading them)."""
+    async def counts(self, *, queue_key: str) -> tuple[int, int]:
+        """How many jobs of the channel are (waiting, in progress), without reading them; one round
+        trip (before the ack: the busy check and the position both come from it)."""
         ...
 
     async def close(self) -> None:

@@ -202,10 +202,10 @@ class MemoryQueue:
         return [self._job(job_id) for job_id in self._lines.get(queue_key, [])]
 
     async def ahead(self, *, queue_key: str) -> int:
-        return len(self._lines.get(queue_key, [])) + len(self._in_progress(queue_key))
+        return sum(await self.counts(queue_key=queue_key))
 
-    async def waiting_count(self, *, queue_key: str) -> int:
-        return len(self._lines.get(queue_key, []))
+    async def counts(self, *, queue_key: str) -> tuple[int, int]:
+        return len(self._lines.get(queue_key, [])), len(self._in_progress(queue_key))
 
     async def close(self) -> None:
         return None

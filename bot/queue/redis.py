@@ -202,16 +202,15 @@ class RedisQueue:
         return [_job_from_hash(flat) for flat in hashes]
 
     async def ahead(self, *, queue_key: str) -> int:
+        return sum(await self.counts(queue_key=queue_key))
+
+    async def counts(self, *, queue_key: str) -> tuple[int, int]:
         with unavailable_as(QueueUnavailable):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.llen(line_key(self.prefix, queue_key))
                 pipe.zcard(inflight_key(self.prefix, queue_key))
                 waiting, busy = await pipe.execute()
-        return int(waiting) + int(busy)
-
-    async def waiting_count(self, *, queue_key: str) -> int:
-        with unavailable_as(QueueUnavailable):
-            return int(await self._redis.llen(line_key(self.prefix, queue_key)))
+        return int(waiting), int(busy)
 
     async def close(self) -> None:
         """Wait for the BLPOPs of cancelled claims still in flight (each ends by its own timeout)."""

@@ -178,8 +178,8 @@ class TestQueueContract:
         assert claimed is not None and claimed.id == jobs[0].id
         assert claimed.status is JobStatus.IN_PROGRESS and claimed.tries == 1 and claimed.worker == "w"
         assert await queue.ahead(queue_key="T1:C1") == 3  # 2 waiting + 1 in progress
-        assert await queue.waiting_count(queue_key="T1:C1") == 2
-        assert await queue.waiting_count(queue_key="T1:C9") == 0
+        assert await queue.counts(queue_key="T1:C1") == (2, 1)
+        assert await queue.counts(queue_key="T1:C9") == (0, 0)
         assert await queue.enqueue(job=jobs[3], max_waiting=3) == 3
         waiting = await queue.waiting(queue_key="T1:C1")
         assert [job.id for job in waiting] == [job.id for job in jobs[1:]]
